@@ -1,0 +1,163 @@
+"""Draft proposals: a small model guesses what the target will say next.
+
+One class covers vanilla and SpecASR drafting, switched by DraftPolicy:
+- adaptive length: keep drafting while the draft's confidence stays above a threshold (max 24 tokens);
+- recycling: after the target rejects a draft, the rejected tail is offered back to the draft as a guess
+  and checked in one parallel pass (speculation for the draft itself), instead of regenerated token by
+  token; after a mismatch it is realigned a few tokens later;
+- two-pass sparse tree: pass 1 is the greedy chain with per-token confidence; pass 2 adds the draft's
+  next-best tokens (plus one greedy continuation each, all in one draft pass) at the least confident
+  positions only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from .decoder import CachedDecoder, LogitRules, Session, common_prefix
+from .stats import DecodeStats
+
+
+class Drafter(Protocol):
+    def propose(self, sequence: list[int], sampled_from: int, budget: int, stats: DecodeStats) -> list[list[int]]:
+        """Candidate continuations of `sequence` (each at most `budget` tokens); the first is the main chain.
+
+        `sequence[sampled_from:]` are the tokens decoded so far (the rest is the prompt).
+        """
+
+
+class NoDrafter:
+    """Plain autoregressive decoding: the target verifies nothing but its own next token."""
+
+    def propose(self, sequence, sampled_from, budget, stats):
+        return []
+
+
+@dataclass(frozen=True)
+class DraftPolicy:
+    max_tokens: int = 24
+    confidence: float = 0.0  # the chain ends at the first token whose probability is below this
+    recycle: bool = False
+    tree_positions: int = 0  # pass 2 branches at this many of the least confident positions
+    tree_alternatives: int = 1  # next-best tokens added at each such position
+    tree_below: float = 0.8  # only positions less confident than this branch
+    realign_window: int = 3  # how far ahead in the old tail a freshly drafted token may re-align
+
+    @classmethod
+    def vanilla(cls, length: int) -> "DraftPolicy":
+        return cls(max_tokens=length)
+
+
+@dataclass
+class _Step:
+    token: int
+    confidence: float
+    alternatives: list[int]
+    alternative_probs: list[float]
+
+
+class ModelDrafter:
+    """Drafts with a model that shares the target's vocabulary (see bridge.py for other pairs)."""
+
+    def __init__(self, decoder: CachedDecoder, rules: LogitRules, stop_token: int, policy: DraftPolicy):
+        self.session = Session(decoder)
+        self.rules = rules
+        self.stop_token = stop_token
+        self.policy = policy
+        self._previous: list[int] = []  # last proposal: sequence + main chain
+        self._tail: list[int] = []
+
+    def reset(self) -> None:
+        self.session.tokens.clear()
+        self._previous, self._tail = [], []
+
+    def propose(self, sequence, sampled_from, budget, stats):
+        budget = min(budget, self.policy.max_tokens)
+        if budget <= 0:
+            return []
+        if self.policy.recycle:
+            self._tail = self._rejected_tail(sequence)
+        keep = self.session.rewind_to(sequence)
+        history = sequence[sampled_from:]
+        steps = self._draft_chain(sequence[keep:], history, budget, stats)
+        chain = [step.token for step in steps]
+        # Slots now hold sequence + chain[:-1] (guessed tokens past that are stale and forgotten).
+        del self.session.tokens[len(sequence) + len(chain) - 1:]
+        self._previous = sequence + chain
+        return [chain] + self._branches(sequence, history, steps, stats)
+
+    def _rejected_tail(self, sequence: list[int]) -> list[int]:
+        """The old draft past the token the target replaced, if the target diverged inside it."""
+        diverged = common_prefix(self._previous, sequence)
+        if diverged < len(sequence) and diverged < len(self._previous):
+            return self._previous[diverged + 1:]
+        return []
+
+    def _guess_after(self, token: int | None) -> list[int]:
+        """Tokens the old tail says follow `token` (None: the tail as it stands, right after a rejection)."""
+        tail, self._tail = self._tail, []
+        if token is None:
+            return tail
+        window = tail[: self.policy.realign_window]
+        return tail[window.index(token) + 1:] if token in window else []
+
+    def _pick(self, row: torch.Tensor, history: list[int]) -> _Step:
+        logits = self.rules(row.unsqueeze(0).clone(), [history])[0]
+        top = torch.softmax(logits, dim=-1).topk(1 + self.policy.tree_alternatives)
+        probs, tokens = top.values.tolist(), top.indices.tolist()
+        return _Step(tokens[0], probs[0], tokens[1:], probs[1:])
+
+    def _done(self, step: _Step, drafted: int, budget: int) -> bool:
+        return step.token == self.stop_token or drafted >= budget or step.confidence < self.policy.confidence
+
+    def _draft_chain(self, unfed: list[int], history: list[int], budget: int, stats: DecodeStats) -> list[_Step]:
+        steps: list[_Step] = []
+        guess = self._guess_after(None)[: budget] if self.policy.recycle else []
+        feed = unfed + guess
+        while True:
+            rows = self.session.feed(feed)
+            stats.draft_passes += 1
+            first_guess_row = len(feed) - len(guess) - 1
+            # Walk the guess while the draft agrees with it: those tokens cost no sequential pass.
+            for k in range(len(guess) + 1):
+                step = self._pick(rows[first_guess_row + k], history + [s.token for s in steps])
+                steps.append(step)
+                if self._done(step, len(steps), budget):
+                    return steps
+                if k == len(guess) or step.token != guess[k]:
+                    break
+            if k < len(guess):
+                self._tail = guess[k:]
+                del self.session.tokens[len(self.session.tokens) - (len(guess) - k):]
+            guess = self._guess_after(steps[-1].token)[: budget - len(steps)] if self.policy.recycle else []
+            feed = [steps[-1].token] + guess
+
+    def _branches(self, sequence: list[int], history: list[int], steps: list[_Step],
+                  stats: DecodeStats) -> list[list[int]]:
+        """Pass 2: next-best tokens at the least confident chain positions, each with one greedy successor."""
+        if not self.policy.tree_positions:
+            return []
+        weak = sorted((s.confidence, j) for j, s in enumerate(steps) if s.confidence < self.policy.tree_below)
+        chain = [s.token for s in steps]
+        branches = [chain[:j] + [alt] for _, j in weak[: self.policy.tree_positions]
+                    for alt, p in zip(steps[j].alternatives, steps[j].alternative_probs)
+                    if p > 0.0 and alt != self.stop_token]
+        if not branches:
+            return []
+        decoder = self.session.decoder
+        device = decoder.device
+        base = len(self.session.tokens)  # first free slot: alternatives go past the cached chain
+        n = len(branches)
+        depths = [len(b) - 1 for b in branches]
+        positions = torch.tensor([len(sequence) + d for d in depths], device=device)
+        visible = torch.zeros(n, base + n, dtype=torch.bool)
+        for i, d in enumerate(depths):
+            visible[i, : len(sequence) + d] = True
+            visible[i, base + i] = True
+        rows = decoder.forward(torch.tensor([b[-1] for b in branches], device=device), positions,
+                               torch.arange(base, base + n, device=device), visible.to(device))
+        stats.draft_passes += 1
+        return [b + [self._pick(rows[i], history + b).token] for i, b in enumerate(branches)]

@@ -1,0 +1,83 @@
+"""A token tree (trie of candidate continuations) verified by the target in one pass.
+
+Node 0 is the root: the last committed token, whose keys/values are not cached yet. Every other node is a
+draft token. A node sees the committed prefix, its ancestors and itself; its position id is the prefix
+length plus its depth, so any root path looks to the model exactly like a plain chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class TokenTree:
+    tokens: list[int]
+    parents: list[int]  # parents[0] = -1
+    depths: list[int]
+    children: list[dict[int, int]] = field(default_factory=list)  # token -> child node
+
+    @classmethod
+    def build(cls, root: int, sequences: list[list[int]], max_nodes: int) -> "TokenTree":
+        """Merge candidate sequences (each continuing the root) into a trie of at most max_nodes nodes."""
+        tree = cls([root], [-1], [0], [{}])
+        for sequence in sequences:
+            node = 0
+            for token in sequence:
+                child = tree.children[node].get(token)
+                if child is None:
+                    if len(tree.tokens) >= max_nodes:
+                        break
+                    child = len(tree.tokens)
+                    tree.tokens.append(token)
+                    tree.parents.append(node)
+                    tree.depths.append(tree.depths[node] + 1)
+                    tree.children.append({})
+                    tree.children[node][token] = child
+                node = child
+        return tree
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def is_chain(self) -> bool:
+        return all(parent == i - 1 for i, parent in enumerate(self.parents))
+
+    def path_tokens(self, node: int) -> list[int]:
+        """Tokens from depth 1 down to `node` (the root is already committed)."""
+        path = []
+        while node > 0:
+            path.append(self.tokens[node])
+            node = self.parents[node]
+        return path[::-1]
+
+    def visibility(self, prefix: int, device: torch.device) -> torch.Tensor:
+        """[n, prefix + n] mask: every node sees the prefix slots, its ancestors' slots and its own."""
+        n = len(self.tokens)
+        ancestors = torch.zeros(n, n, dtype=torch.bool)
+        for node in range(n):
+            parent = self.parents[node]
+            if parent >= 0:
+                ancestors[node] = ancestors[parent]
+            ancestors[node, node] = True
+        seen_prefix = torch.ones(n, prefix, dtype=torch.bool)
+        return torch.cat([seen_prefix, ancestors], dim=1).to(device)
+
+    def accept(self, predictions: list[int], stop_token: int) -> tuple[list[int], list[int]]:
+        """Greedy acceptance: follow the target's prediction from the root while a child carries it.
+
+        Returns (accepted nodes below the root, emitted tokens): the emitted tokens are the accepted
+        nodes' tokens plus the target's own next token, cut after `stop_token`.
+        """
+        nodes, emitted, node = [], [], 0
+        while True:
+            token = predictions[node]
+            emitted.append(token)
+            child = self.children[node].get(token)
+            if child is None or token == stop_token:
+                return nodes, emitted
+            nodes.append(child)
+            node = child

@@ -1,0 +1,111 @@
+"""Whisper's tokenizer: text BPE from `tokenizer.json` plus the special tokens that steer decoding."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from ..errors import SpecvoiceError
+
+# openai/whisper's language order: the token <|xx|> of language i has id sot + 1 + i.
+LANGUAGES = (
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg "
+    "lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so "
+    "af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue"
+).split()
+
+
+class WhisperTokenizer:
+    def __init__(self, backend: Tokenizer, vocab_size: int):
+        self.backend = backend
+        self.vocab_size = vocab_size
+        self.eot = self._special("<|endoftext|>")
+        self.sot = self._special("<|startoftranscript|>")
+        self.no_timestamps = self._special("<|notimestamps|>")
+        self.timestamp_begin = self.no_timestamps + 1
+        self.multilingual = vocab_size >= 51865
+
+    @classmethod
+    def from_folder(cls, folder: Path, vocab_size: int) -> "WhisperTokenizer":
+        path = folder / "tokenizer.json"
+        if path.exists():
+            return cls(Tokenizer.from_file(str(path)), vocab_size)
+        try:
+            from transformers import AutoTokenizer
+
+            return cls(AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer, vocab_size)
+        except Exception as exc:  # transformers raises many types for a folder it cannot read
+            raise SpecvoiceError(f"{folder}: no usable Whisper tokenizer ({exc.__class__.__name__})") from None
+
+    def _special(self, text: str) -> int:
+        token = self.backend.token_to_id(text)
+        if token is None:
+            raise SpecvoiceError(f"tokenizer has no {text} token: not a Whisper tokenizer")
+        return token
+
+    @cached_property
+    def transcribe(self) -> int:
+        return self._special("<|transcribe|>")
+
+    @cached_property
+    def translate(self) -> int:
+        return self._special("<|translate|>")
+
+    @cached_property
+    def sot_prev(self) -> int:
+        return self._special("<|startofprev|>")
+
+    @cached_property
+    def blank(self) -> int:
+        return self.backend.encode(" ", add_special_tokens=False).ids[0]
+
+    def language_token(self, language: str) -> int:
+        if language not in LANGUAGES:
+            raise SpecvoiceError(f"unknown language {language!r}; use a code such as en, de, fr")
+        return self.sot + 1 + LANGUAGES.index(language)
+
+    def prompt(self, language: str | None, task: str, timestamps: bool) -> list[int]:
+        """The start-of-transcript sequence the decoder is conditioned on."""
+        tokens = [self.sot]
+        if self.multilingual:
+            tokens += [self.language_token(language or "en"), self.translate if task == "translate" else self.transcribe]
+        elif (language not in (None, "en")) or task == "translate":
+            raise SpecvoiceError("this model is English-only: --language other than en and --task translate need a multilingual model")
+        if not timestamps:
+            tokens.append(self.no_timestamps)
+        return tokens
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def decode(self, tokens: list[int]) -> str:
+        """Text of the ordinary tokens; special and timestamp tokens are dropped."""
+        return self.backend.decode([t for t in tokens if t < self.eot], skip_special_tokens=False)
+
+
+def token_translator(source: WhisperTokenizer, destination: WhisperTokenizer):
+    """Map token sequences between two Whisper vocabularies: text through text, timestamps by index."""
+    shift = destination.timestamp_begin - source.timestamp_begin
+
+    def translate(tokens: list[int]) -> list[int]:
+        out: list[int] = []
+        text: list[int] = []
+        for token in tokens + [None]:
+            if token is not None and token < source.eot:
+                text.append(token)
+                continue
+            if text:
+                out += destination.encode(source.backend.decode(text, skip_special_tokens=False))
+                text = []
+            if token is None:
+                break
+            if token == source.eot:
+                out.append(destination.eot)
+            elif token >= source.timestamp_begin:
+                out.append(token + shift)
+            # other special tokens never appear in a decoded sequence; nothing to map them to
+        return out
+
+    return translate

@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny random Whisper models built in the test, and the real offline models and clips."""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from specvoice.models.loader import WhisperModel
+
+SPEECH = Path(os.environ.get("SPECVOICE_SPEECH", Path(__file__).resolve().parents[1] / ".." / "shared" / "speech"))
+
+
+VOCAB = 96
+TOKENS = types.SimpleNamespace(eot=80, sot=81, no_timestamps=82, timestamp_begin=83)  # 13 timestamps: 83..95
+
+
+def tiny_whisper(seed: int, vocab: int = VOCAB, d_model: int = 32, layers: int = 2, positions: int = 64):
+    """A randomly initialised WhisperForConditionalGeneration small enough to run hundreds of decodes."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = WhisperConfig(vocab_size=vocab, d_model=d_model, encoder_layers=layers, decoder_layers=layers,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model,
+                           decoder_ffn_dim=2 * d_model, num_mel_bins=8, max_source_positions=20,
+                           max_target_positions=positions, decoder_start_token_id=TOKENS.sot, init_std=0.2,
+                           eos_token_id=TOKENS.eot, pad_token_id=TOKENS.eot, bos_token_id=TOKENS.eot)
+    # init_std 0.2 (not 0.02) gives peaked attention: the next token really depends on earlier ones
+    # (changing the first of 6 tokens changes the 6th prediction about half the time), so a cache bug shows.
+    return WhisperForConditionalGeneration(config).eval()
+
+
+def perturbed(model, seed: int, scale: float):
+    """A copy of `model` with noise on its weights: a draft that agrees with the target only sometimes."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in twin.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * scale * parameter.std().nan_to_num(0.0))
+    return twin
+
+
+def bundle(model, tokenizer=TOKENS) -> WhisperModel:
+    """Suppress two text tokens always and token 0 (the 'blank') at the start, as real Whisper configs do."""
+    return WhisperModel("tiny-random", model, tokenizer, (1, 2), (0, TOKENS.eot))
+
+
+def features(seed: int, frames: int = 40, mels: int = 8) -> torch.Tensor:
+    return torch.randn(1, mels, frames, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="session")
+def manifest() -> list[dict]:
+    path = SPEECH / "manifest.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} not found (the shared speech clips)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def real_models():
+    from specvoice.models.loader import load_whisper
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    return {name: load_whisper(name) for name in ("base", "tiny.en")}

@@ -1,0 +1,111 @@
+"""The command line as a user meets it: bad input gives one line and a non-zero exit, outputs parse back."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import SPEECH
+
+
+def specvoice(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "specvoice", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=900)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_help_lists_only_working_commands():
+    result = specvoice("--help")
+    assert result.returncode == 0
+    commands = set(re.findall(r"│ (\w+)\s{2,}", result.stdout))
+    assert "transcribe" in commands
+    assert not commands & {"synthesize", "listen"}  # not built yet: not offered
+
+
+def test_missing_file(tmp_path):
+    assert_one_line_error(specvoice("transcribe", str(tmp_path / "nope.wav")), "nope.wav", "no such file")
+
+
+def test_unknown_model(tmp_path):
+    assert_one_line_error(specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--model", "whisper-huge-9"),
+                          "unknown model", "whisper-huge-9")
+
+
+def test_folder_that_is_not_whisper(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert_one_line_error(specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--model", str(tmp_path)),
+                          "not a Whisper model folder")
+
+
+def test_format_without_output_dir():
+    assert_one_line_error(specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "-f", "srt"), "--output-dir")
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("content, words", [(b"RIFF\x00\x00garbage" * 10, "not readable audio"), (None, "empty")])
+def test_bad_audio_leaves_no_output(tmp_path, content, words):
+    bad = tmp_path / "bad.wav"
+    if content is None:
+        soundfile.write(bad, np.zeros(0, dtype=np.float32), 16000)
+    else:
+        bad.write_bytes(content)
+    out = tmp_path / "out"
+    result = specvoice("transcribe", str(bad), "-o", str(out), "--method", "ar")
+    assert_one_line_error(result, "bad.wav", words)
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.real
+def test_default_model_transcribes_jfk(tmp_path):
+    result = specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "-o", str(tmp_path), "-f", "all")
+    assert result.returncode == 0, result.stderr
+    assert "ask not what your country can do for you" in result.stdout
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".srt", ".txt", ".vtt"]
+
+
+@pytest.mark.real
+def test_long_form_with_timestamps_parses_back(tmp_path, manifest):
+    row = next(r for r in manifest if r["seconds"] > 200)
+    result = specvoice("transcribe", str(SPEECH / row["audio"]), "-o", str(tmp_path), "-f", "all", "--stats")
+    assert result.returncode == 0, result.stderr
+    stem = Path(row["audio"]).stem
+    data = json.loads((tmp_path / f"{stem}.json").read_text())
+    segments = data["segments"]
+    assert len(segments) > 10
+    starts = [s["start"] for s in segments]
+    assert starts == sorted(starts)
+    assert all(s["start"] <= s["end"] for s in segments)
+    assert segments[-1]["end"] <= row["seconds"] + 1.0 and segments[-1]["end"] > row["seconds"] - 30
+    assert all(s["tokens"] for s in segments)
+
+    srt = (tmp_path / f"{stem}.srt").read_text().strip().split("\n\n")
+    assert len(srt) == len(segments)
+    for number, block in enumerate(srt, 1):
+        index, times, *text = block.splitlines()
+        assert int(index) == number and text
+        assert re.fullmatch(r"\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}", times)
+
+    vtt = (tmp_path / f"{stem}.vtt").read_text()
+    assert vtt.startswith("WEBVTT\n\n")
+    cues = vtt.strip().split("\n\n")[1:]
+    assert len(cues) == len(segments)
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} --> \d\d:\d\d:\d\d\.\d{3}", c.splitlines()[0]) for c in cues)
+
+    words = set(re.findall(r"[a-z]+", data["text"].lower()))
+    reference = set(re.findall(r"[a-z]+", row["text"].lower()))
+    assert len(words & reference) > 0.8 * len(reference)

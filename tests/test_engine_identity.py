@@ -1,0 +1,130 @@
+"""Every drafter gives exactly the target's greedy tokens: property tests over tiny random models."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given, settings, strategies as st
+
+from conftest import TOKENS, bundle, features, perturbed, tiny_whisper
+from specvoice.engine.drafter import DraftPolicy, ModelDrafter
+from specvoice.engine.speculative import DecodeTask, greedy_decode
+from specvoice.engine.stats import DecodeStats
+from specvoice.whisper.decoder import WhisperDecoder
+from specvoice.whisper.rules import WhisperRules
+
+TARGETS = {seed: tiny_whisper(seed) for seed in range(3)}
+
+
+def rules_for(model, timestamps: bool, eot_boost: float):
+    whisper_rules = WhisperRules(TOKENS, model.suppress_tokens, model.begin_suppress_tokens, timestamps)
+
+    def rules(logits, histories):
+        # Push end-of-text up as the output grows, so drafts and verified trees contain it.
+        growth = torch.tensor([len(h) for h in histories], dtype=logits.dtype).unsqueeze(1)
+        logits[:, TOKENS.eot: TOKENS.eot + 1] += eot_boost * growth
+        return whisper_rules(logits, histories)
+
+    return rules
+
+
+def decode(target, draft, policy: DraftPolicy | None, timestamps: bool, eot_boost: float, max_new: int,
+           audio_seed: int, approximate: bool = False):
+    audio = features(audio_seed)
+    target_decoder = WhisperDecoder(target)
+    target_decoder.encode(audio)
+    prompt = [TOKENS.sot] if timestamps else [TOKENS.sot, TOKENS.no_timestamps]
+    task = DecodeTask(prompt, rules_for(target, timestamps, eot_boost), TOKENS.eot, max_new)
+    drafter, stats = None, DecodeStats()
+    if policy is not None:
+        draft_decoder = WhisperDecoder(draft, approximate=approximate)
+        draft_decoder.encode(audio, frames=audio.shape[-1] // 2)
+        drafter = ModelDrafter(draft_decoder, rules_for(draft, timestamps, eot_boost), TOKENS.eot, policy)
+    return greedy_decode(target_decoder, task, drafter, stats), stats
+
+
+policies = st.builds(
+    DraftPolicy,
+    max_tokens=st.integers(1, 12),
+    confidence=st.sampled_from([0.0, 0.2, 0.5, 0.9]),
+    recycle=st.booleans(),
+    tree_positions=st.integers(0, 4),
+    tree_alternatives=st.integers(1, 3),
+    tree_below=st.sampled_from([0.3, 0.8, 1.01]),
+    realign_window=st.integers(1, 4),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2), draft_kind=st.sampled_from(["same", "noisy", "independent"]), policy=policies,
+       timestamps=st.booleans(), eot_boost=st.sampled_from([0.0, 0.3, 2.0]), max_new=st.integers(1, 40),
+       audio_seed=st.integers(0, 1000), approximate=st.booleans())
+def test_speculative_equals_greedy(seed, draft_kind, policy, timestamps, eot_boost, max_new, audio_seed, approximate):
+    target = bundle(TARGETS[seed])
+    draft = {"same": target, "noisy": bundle(perturbed(target.model, seed, 0.3)),
+             "independent": bundle(TARGETS[(seed + 1) % 3])}[draft_kind]
+    expected, _ = decode(target, None, None, timestamps, eot_boost, max_new, audio_seed)
+    got, stats = decode(target, draft, policy, timestamps, eot_boost, max_new, audio_seed, approximate)
+    assert got == expected
+    assert stats.tokens == len(expected)
+
+
+def test_draft_always_right_needs_few_target_passes():
+    target = bundle(TARGETS[0])
+    expected, plain = decode(target, None, None, False, 0.0, 40, 7)
+    got, stats = decode(target, target, DraftPolicy(max_tokens=8), False, 0.0, 40, 7)
+    assert got == expected and len(expected) == 40
+    assert plain.target_passes == 40
+    assert stats.target_passes == 5  # 8 drafted + 1 own token per pass
+    assert stats.acceptance_rate == 1.0
+
+
+def test_draft_always_wrong_still_exact():
+    target = bundle(TARGETS[0])
+    wrong = bundle(TARGETS[1])
+    expected, _ = decode(target, None, None, False, 0.0, 30, 3)
+    got, stats = decode(target, wrong, DraftPolicy(max_tokens=4, tree_positions=2, tree_alternatives=2,
+                                                   tree_below=1.01), False, 0.0, 30, 3)
+    assert got == expected
+    assert stats.target_passes >= len(expected) - stats.accepted
+
+
+def test_tree_with_one_node():
+    target = bundle(TARGETS[2])
+    expected, _ = decode(target, None, None, True, 0.0, 30, 11)
+    got, stats = decode(target, bundle(perturbed(target.model, 5, 0.5)),
+                        DraftPolicy(max_tokens=1, tree_positions=1, tree_alternatives=1, tree_below=1.01),
+                        True, 0.0, 30, 11)
+    assert got == expected
+
+
+def test_eot_inside_draft_stops_exactly():
+    target = bundle(TARGETS[1])
+    expected, _ = decode(target, None, None, False, 2.0, 40, 5)
+    assert expected[-1] == TOKENS.eot and len(expected) < 40
+    got, stats = decode(target, target, DraftPolicy(max_tokens=12), False, 2.0, 40, 5)
+    assert got == expected
+
+
+class OracleBehindDecoy:
+    """Knows the answer but puts it second, behind a wrong chain, so the winning path is always a branch."""
+
+    def __init__(self, answer: list[int], prompt_len: int, length: int):
+        self.answer, self.prompt_len, self.length = answer, prompt_len, length
+
+    def propose(self, sequence, sampled_from, budget, stats):
+        done = len(sequence) - sampled_from
+        right = self.answer[done: done + min(budget, self.length)]
+        decoy = [(t + 1) % TOKENS.eot for t in right]
+        return [decoy, decoy[:1] + right[1:], right]
+
+
+def test_winning_branch_is_compacted_into_place():
+    target = bundle(TARGETS[0])
+    expected, _ = decode(target, None, None, False, 0.0, 40, 9)
+    decoder = WhisperDecoder(target)
+    decoder.encode(features(9))
+    task = DecodeTask([TOKENS.sot, TOKENS.no_timestamps], rules_for(target, False, 0.0), TOKENS.eot, 40)
+    stats = DecodeStats()
+    got = greedy_decode(decoder, task, OracleBehindDecoy(expected, 2, 6), stats)
+    assert got == expected
+    assert stats.target_passes == -(-len(expected) // 7)  # 6 accepted + 1 own token per pass

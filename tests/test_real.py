@@ -1,0 +1,65 @@
+"""The real offline Whisper weights on the real clips of ../shared/speech (slower: marked `real`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hf_reference import hf_greedy
+from specvoice.audio import load_audio
+from specvoice.methods import MethodOptions
+from specvoice.transcribe import SAMPLE_LEN, Transcriber
+from specvoice.whisper.features import log_mel
+
+from conftest import SPEECH
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def short_clips(manifest):
+    return [(row["id"], load_audio(SPEECH / row["audio"])) for row in manifest if row["seconds"] <= 30]
+
+
+@pytest.fixture(scope="module")
+def greedy_tokens(real_models, short_clips):
+    """base's own greedy tokens for every short clip: the reference every method must reproduce."""
+    transcriber = Transcriber(real_models["base"], None, MethodOptions("ar"), language="en", timestamps=False)
+    return {clip: transcriber.transcribe(audio).tokens for clip, audio in short_clips}
+
+
+@pytest.mark.parametrize("name", ["base", "tiny.en"])
+def test_greedy_equals_transformers_generate_on_real_clips(name, real_models, short_clips, greedy_tokens):
+    model = real_models[name]
+    tokenizer = model.tokenizer
+    transcriber = Transcriber(model, None, MethodOptions("ar"), language="en", timestamps=False)
+    prompt = tokenizer.prompt("en", "transcribe", timestamps=False)
+    clips = short_clips[:10]
+    assert len(clips) == 10
+    for clip, audio in clips:
+        ours = greedy_tokens[clip] if name == "base" else transcriber.transcribe(audio).tokens
+        theirs = hf_greedy(model.model, log_mel(audio, 80), prompt, model.suppress_tokens,
+                           model.begin_suppress_tokens, SAMPLE_LEN, tokenizer.eot)
+        assert ours == [t for t in theirs if t != tokenizer.eot], clip
+
+
+@pytest.mark.parametrize("method", ["spec", "specasr"])
+def test_speculative_identical_to_greedy_on_every_short_clip(method, real_models, short_clips, greedy_tokens):
+    transcriber = Transcriber(real_models["base"], real_models["tiny.en"], MethodOptions(method), language="en",
+                              timestamps=False)
+    passes = tokens = 0
+    for clip, audio in short_clips:
+        result = transcriber.transcribe(audio)
+        assert result.tokens == greedy_tokens[clip], clip
+        passes += result.stats.target_passes
+        tokens += result.stats.tokens
+    assert passes < tokens / 2  # the draft really carries most tokens
+
+
+def test_specasr_identical_with_timestamps(real_models, short_clips):
+    options = dict(language="en", timestamps=True)
+    greedy = Transcriber(real_models["base"], None, MethodOptions("ar"), **options)
+    fast = Transcriber(real_models["base"], real_models["tiny.en"], MethodOptions("specasr"), **options)
+    for clip, audio in short_clips[:4]:
+        expected = greedy.transcribe(audio)
+        assert any(t >= real_models["base"].tokenizer.timestamp_begin for t in expected.tokens)
+        assert fast.transcribe(audio).tokens == expected.tokens, clip
