@@ -18,7 +18,7 @@ from .engine.decoder import Session
 from .engine.speculative import DecodeTask, greedy_decode
 from .engine.stats import DecodeStats
 from .errors import SpecvoiceError
-from .methods import MethodOptions, build_drafter
+from .methods import SAMPLE_LEN, MethodOptions, build_drafter
 from .models.loader import WhisperModel
 from .whisper.decoder import WhisperDecoder
 from .whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_SAMPLES, log_mel
@@ -27,7 +27,6 @@ from .whisper.tokenizer import LANGUAGES
 
 TIME_PER_TIMESTAMP = 0.02
 FRAMES_PER_TIMESTAMP = 2
-SAMPLE_LEN = 224  # new tokens per window, as openai/whisper
 
 
 @dataclass
@@ -88,7 +87,8 @@ class Transcriber:
         tokenizer = self.target.tokenizer
         rules = WhisperRules(tokenizer, self.target.suppress_tokens, self.target.begin_suppress_tokens, timestamps)
         task = DecodeTask(tokenizer.prompt(language, self.task, timestamps), rules, tokenizer.eot, SAMPLE_LEN)
-        drafter = build_drafter(self.options, self.target, self.draft, self.draft_decoder, language, self.task, timestamps)
+        drafter = build_drafter(self.options, self.target, self.draft, self.draft_decoder, language, self.task,
+                                timestamps, audio_seconds=frames / FRAMES_PER_SECOND)
         tokens = greedy_decode(self.target_decoder, task, drafter, stats)
         timing["decoder"] += time.perf_counter() - began
         return tokens, language

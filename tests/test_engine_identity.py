@@ -117,6 +117,9 @@ class OracleBehindDecoy:
         decoy = [(t + 1) % TOKENS.eot for t in right]
         return [decoy, decoy[:1] + right[1:], right]
 
+    def observe(self, tree, predictions, accepted):
+        pass
+
 
 def test_winning_branch_is_compacted_into_place():
     target = bundle(TARGETS[0])

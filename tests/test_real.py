@@ -6,8 +6,8 @@ import pytest
 
 from hf_reference import hf_greedy
 from specvoice.audio import load_audio
-from specvoice.methods import MethodOptions
-from specvoice.transcribe import SAMPLE_LEN, Transcriber
+from specvoice.methods import SAMPLE_LEN, MethodOptions
+from specvoice.transcribe import Transcriber
 from specvoice.whisper.features import log_mel
 
 from conftest import SPEECH

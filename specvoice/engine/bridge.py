@@ -23,6 +23,9 @@ class BridgedDrafter:
         self.to_draft = to_draft
         self.to_target = to_target
 
+    def observe(self, tree, predictions, accepted):
+        pass  # predictions are in the target's vocabulary; the inner drafter re-reads the sequence instead
+
     def propose(self, sequence, sampled_from, budget, stats):
         sampled = sequence[sampled_from:]
         draft_sampled = self.to_draft(sampled)

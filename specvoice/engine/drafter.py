@@ -19,6 +19,7 @@ import torch
 
 from .decoder import CachedDecoder, LogitRules, Session, common_prefix
 from .stats import DecodeStats
+from .tree import TokenTree
 
 
 class Drafter(Protocol):
@@ -28,12 +29,18 @@ class Drafter(Protocol):
         `sequence[sampled_from:]` are the tokens decoded so far (the rest is the prompt).
         """
 
+    def observe(self, tree: TokenTree, predictions: list[int], accepted: list[int]) -> None:
+        """What the target predicted at every node of the tree it just verified (Jacobi-style drafters)."""
+
 
 class NoDrafter:
     """Plain autoregressive decoding: the target verifies nothing but its own next token."""
 
     def propose(self, sequence, sampled_from, budget, stats):
         return []
+
+    def observe(self, tree, predictions, accepted):
+        pass
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class DraftPolicy:
     tree_alternatives: int = 1  # next-best tokens added at each such position
     tree_below: float = 0.8  # only positions less confident than this branch
     realign_window: int = 3  # how far ahead in the old tail a freshly drafted token may re-align
+    adaptive_cap: bool = False  # after a round that accepted a tokens, draft at most 2a + 4 next time
 
     @classmethod
     def vanilla(cls, length: int) -> "DraftPolicy":
@@ -68,14 +76,18 @@ class ModelDrafter:
         self.stop_token = stop_token
         self.policy = policy
         self._previous: list[int] = []  # last proposal: sequence + main chain
+        self._previous_start = 0  # where that proposal's chain began
         self._tail: list[int] = []
 
-    def reset(self) -> None:
-        self.session.tokens.clear()
-        self._previous, self._tail = [], []
+    def observe(self, tree, predictions, accepted):
+        pass  # the next proposal learns what was accepted from the sequence itself
 
     def propose(self, sequence, sampled_from, budget, stats):
         budget = min(budget, self.policy.max_tokens)
+        if self.policy.adaptive_cap and self._previous:
+            # A confident draft that keeps being wrong (a hallucination loop) should stop costing passes.
+            accepted = common_prefix(self._previous, sequence) - self._previous_start
+            budget = min(budget, 2 * max(accepted, 0) + 4)
         if budget <= 0:
             return []
         if self.policy.recycle:
@@ -86,7 +98,7 @@ class ModelDrafter:
         chain = [step.token for step in steps]
         # Slots now hold sequence + chain[:-1] (guessed tokens past that are stale and forgotten).
         del self.session.tokens[len(sequence) + len(chain) - 1:]
-        self._previous = sequence + chain
+        self._previous, self._previous_start = sequence + chain, len(sequence)
         return [chain] + self._branches(sequence, history, steps, stats)
 
     def _rejected_tail(self, sequence: list[int]) -> list[int]:

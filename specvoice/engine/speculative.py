@@ -51,6 +51,7 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
         histories = [sequence[sampled_from:] + tree.path_tokens(node) for node in range(len(tree))]
         predictions = task.rules(logits, histories).argmax(dim=-1).tolist()
         nodes, emitted = tree.accept(predictions, task.stop_token)
+        drafter.observe(tree, predictions, nodes)
         if nodes != list(range(1, len(nodes) + 1)):  # a branch won: move its rows to chain order
             target.move_slots(torch.tensor(nodes, device=device) + start,
                               torch.arange(start + 1, start + 1 + len(nodes), device=device))
