@@ -1,0 +1,157 @@
+"""Speculative sampling (Leviathan et al. / Chen et al.; SSD's tolerance for codec-token TTS), and the reference.
+
+Notation: p is the TARGET's next-token distribution, q the DRAFT's (the issue writes min(1, q/p) with the
+names swapped; the rule is the same). Each round the draft samples `draft_len` tokens x_i ~ q; one target
+pass scores them all; x_i is accepted when r_i < min(1, p(x_i) / q(x_i)) + beta with r_i ~ U[0, 1). At the
+first rejection the target's token is drawn from norm(max(0, p - q)); when every draft is accepted a bonus
+token is drawn from p. With beta = 0 the output is distributed exactly as sampling from the target alone;
+beta > 0 (SSD's tolerance) accepts more drafts and is lossy by design.
+
+Everything in a round stays on the device; one .tolist() per round reads back the drafts, how many were
+accepted and the target's own token. Rolling back is free: slots past the committed tokens are ignored.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .decoder import CachedDecoder, Session, chain_visibility
+from .stats import DecodeStats
+
+
+def _probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A token per row of non-negative weights (unnormalised is fine), without a host sync.
+
+    gpt-fast's trick: argmax of w / Exp(1) noise picks i with probability w_i / sum(w), where
+    torch.multinomial would check the weights on the host.
+    """
+    noise = torch.empty_like(weights).exponential_(generator=generator)
+    # A noise of exactly 0 would make 0 / 0 = nan, which argmax picks: a zero-weight token must never win.
+    noise.clamp_(min=torch.finfo(noise.dtype).tiny)
+    return torch.argmax(weights / noise, dim=-1)
+
+
+def _forward_chain(decoder: CachedDecoder, tokens: list[int] | torch.Tensor, start: int) -> torch.Tensor:
+    """Session.feed without the bookkeeping, for tokens that may still be on the device (no host sync)."""
+    tokens = torch.as_tensor(tokens, dtype=torch.long, device=decoder.device)
+    slots = torch.arange(start, start + len(tokens), device=decoder.device)
+    return decoder.forward(tokens, slots, slots, chain_visibility(start, len(tokens), decoder.device))
+
+
+def _propose(session: Session, sequence: list[int], count: int, temperature: float,
+             generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` tokens sampled from the draft after `sequence`, and the distributions q they came from.
+
+    The draft's cache ends up holding all of them but the last; the caller records those in
+    session.tokens once it has read them back.
+    """
+    decoder = session.decoder
+    tokens = torch.empty(count, dtype=torch.long, device=decoder.device)
+    probs = torch.empty(count, decoder.vocab_size, device=decoder.device)
+    keep = session.rewind_to(sequence)
+    feed, start = sequence[keep:], keep
+    for i in range(count):
+        probs[i] = _probabilities(_forward_chain(decoder, feed, start)[-1], temperature)
+        tokens[i] = _draw(probs[i], generator)
+        feed, start = tokens[i: i + 1], start + len(feed)
+    if count:
+        session.tokens.extend(sequence[keep:])
+    return tokens, probs
+
+
+def _verify(target_probs: torch.Tensor, draft_probs: torch.Tensor, drafted: torch.Tensor, beta: float,
+            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(number of drafts accepted, the target's own next token), both still on the device.
+
+    target_probs has one row per draft plus the bonus row, draft_probs one row per draft.
+    """
+    count = len(drafted)
+    rows = torch.arange(count, device=drafted.device)
+    ratio = target_probs[rows, drafted] / draft_probs[rows, drafted]
+    uniform = torch.rand(count, device=drafted.device, generator=generator)
+    accepted = (uniform < ratio.clamp(max=1.0) + beta).long().cumprod(dim=0).sum().view(1)
+    # A zero draft row after the last draft turns the residual max(0, p - q) into p itself: the bonus token.
+    padded = torch.cat([draft_probs, draft_probs.new_zeros(1, draft_probs.shape[1])])
+    p, q = target_probs.index_select(0, accepted)[0], padded.index_select(0, accepted)[0]
+    residual = (p - q).clamp(min=0.0)
+    # Rounding can leave no mass when q is within float error of p; p is then the distribution anyway.
+    residual = torch.where(residual.sum() > 0, residual, p)
+    return accepted, _draw(residual, generator).view(1)
+
+
+def _budget(decoders: list[CachedDecoder], prompt: list[int], max_new_tokens: int) -> int:
+    """New tokens allowed: the request, cut where the caches run out (the last token needs no slot)."""
+    if not prompt:
+        raise ValueError("the prompt needs at least one token to condition on")
+    return max(0, min(max_new_tokens, min(d.max_slots for d in decoders) + 1 - len(prompt)))
+
+
+def _finish(tokens: list[int], stop_token: int | None) -> tuple[list[int], bool]:
+    """Tokens up to and including the first stop token, and whether there was one."""
+    if stop_token is not None and stop_token in tokens:
+        return tokens[: tokens.index(stop_token) + 1], True
+    return tokens, False
+
+
+@torch.inference_mode()
+def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list[int], max_new_tokens: int,
+                       stop_token: int | None, draft_len: int, beta: float = 0.0, temperature: float = 1.0,
+                       generator: torch.Generator | None = None, stats: DecodeStats | None = None) -> list[int]:
+    """Tokens sampled after the prompt (stop token included when reached); see the module docstring.
+
+    temperature must be > 0 (greedy decoding is speculative.greedy_decode). Decoding also stops where
+    either cache runs out of slots.
+    """
+    if draft.vocab_size != target.vocab_size:
+        raise ValueError(f"draft vocabulary {draft.vocab_size} != target vocabulary {target.vocab_size}")
+    stats = stats if stats is not None else DecodeStats()
+    target_session, draft_session = Session(target), Session(draft)
+    budget = _budget([target, draft], prompt, max_new_tokens)
+    sequence = list(prompt)
+    while (generated := len(sequence) - len(prompt)) < budget:
+        count = min(draft_len, budget - generated - 1)  # the round also emits the target's own token
+        drafted, draft_probs = _propose(draft_session, sequence, count, temperature, generator)
+        keep = target_session.rewind_to(sequence)
+        uncached = torch.tensor(sequence[keep:], device=target.device)  # the last token (the prompt at first)
+        logits = _forward_chain(target, torch.cat([uncached, drafted]), keep)
+        target_probs = _probabilities(logits[-count - 1:], temperature)
+        verdict = _verify(target_probs, draft_probs, drafted, beta, generator)
+        *guesses, accepted, token = torch.cat([drafted, *verdict]).tolist()
+        # Both caches now hold the guesses they were fed; the next rewind_to drops the rejected ones.
+        target_session.tokens.extend(sequence[keep:] + guesses)
+        draft_session.tokens.extend(guesses[:-1])
+        emitted, stopped = _finish(guesses[:accepted] + [token], stop_token)
+        sequence.extend(emitted)
+        stats.target_passes += 1
+        stats.draft_passes += count
+        stats.drafted += count
+        stats.accepted += accepted
+        stats.tokens += len(emitted)
+        if stopped:
+            break
+    return sequence[len(prompt):]
+
+
+@torch.inference_mode()
+def sample(target: CachedDecoder, prompt: list[int], max_new_tokens: int, stop_token: int | None,
+           temperature: float = 1.0, generator: torch.Generator | None = None,
+           stats: DecodeStats | None = None) -> list[int]:
+    """Plain ancestral sampling from the target alone: the distribution speculative_sample must keep."""
+    stats = stats if stats is not None else DecodeStats()
+    session = Session(target)
+    emitted: list[int] = []
+    feed = list(prompt)
+    for _ in range(_budget([target], prompt, max_new_tokens)):
+        logits = session.feed(feed)[-1]
+        stats.target_passes += 1
+        token = _draw(_probabilities(logits, temperature), generator).item()
+        emitted.append(token)
+        stats.tokens += 1
+        if token == stop_token:
+            break
+        feed = [token]
+    return emitted

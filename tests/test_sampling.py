@@ -1,0 +1,179 @@
+"""Speculative sampling keeps the target's distribution (beta = 0), and the check can tell when it does not.
+
+The first three tokens after a fixed prompt are sampled thousands of times and compared, with Pearson's
+chi-square at the 0.1% level, against exact probabilities from the transformers model itself. Seeds are
+fixed, so every run draws the same samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import perturbed
+from specvoice.engine.sampling import sample, speculative_sample
+from specvoice.engine.stats import DecodeStats
+from specvoice.lm.decoder import CausalLMDecoder
+from test_lm_decoder import tiny_lm
+
+VOCAB = 8  # few cells, so a few thousand samples give the chi-square test real power
+PROMPT = [1, 2, 3]
+TEMPERATURE = 0.8
+RUNS = 2000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models: threads cost more than they give, and the machine is shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def target_model():
+    return tiny_lm("llama", seed=0, vocab=VOCAB, layers=1)
+
+
+@pytest.fixture(scope="module")
+def target(target_model):
+    return CausalLMDecoder(target_model, max_slots=16)
+
+
+@pytest.fixture(scope="module")
+def draft_model(target_model):
+    """A draft that agrees with the target only part of the time (acceptance about 0.7)."""
+    return perturbed(target_model, seed=1, scale=0.15)
+
+
+@pytest.fixture(scope="module")
+def draft(draft_model):
+    return CausalLMDecoder(draft_model, max_slots=16)
+
+
+@pytest.fixture(scope="module")
+def exact(target_model) -> torch.Tensor:
+    """[V, V, V]: probability that the target's first three tokens after PROMPT are (a, b, c)."""
+    def next_token(prefixes: list[list[int]]) -> torch.Tensor:
+        with torch.no_grad():
+            logits = target_model(torch.tensor(prefixes)).logits[:, -1]
+        return torch.softmax(logits.double() / TEMPERATURE, dim=-1)
+
+    first = next_token([PROMPT])[0]
+    second = next_token([PROMPT + [a] for a in range(VOCAB)])
+    third = next_token([PROMPT + [a, b] for a in range(VOCAB) for b in range(VOCAB)]).view(VOCAB, VOCAB, VOCAB)
+    return first[:, None, None] * second[:, :, None] * third
+
+
+def counts_of_first_three(decode, runs: int, seed: int) -> torch.Tensor:
+    """[V, V, V] counts of the first three tokens over `runs` decodes drawing from one seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    counts = torch.zeros(VOCAB, VOCAB, VOCAB, dtype=torch.float64)
+    for _ in range(runs):
+        a, b, c = decode(generator)
+        counts[a, b, c] += 1
+    return counts
+
+
+def marginals(table: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"first token": table.sum(dim=(1, 2)), "first pair": table.sum(dim=2),
+            "second pair": table.sum(dim=0), "triple": table}
+
+
+def chi_square(counts: torch.Tensor, probabilities: torch.Tensor) -> tuple[float, float]:
+    """Pearson's statistic of counts against exact probabilities, and its critical value at the 0.1% level.
+
+    The rarest cells are pooled until every cell expects at least 5 counts (where the chi-square
+    approximation holds); the quantile is Wilson-Hilferty's, scipy not being a dependency.
+    """
+    expected, order = (probabilities.flatten() * counts.sum()).sort()
+    observed = counts.flatten()[order]
+    pooled = max(int((expected < 5).sum()), int((expected.cumsum(0) < 5).sum()) + 1)
+    observed = torch.cat([observed[:pooled].sum().view(1), observed[pooled:]])
+    expected = torch.cat([expected[:pooled].sum().view(1), expected[pooled:]])
+    statistic = float(((observed - expected) ** 2 / expected).sum())
+    df = len(expected) - 1
+    z = 3.09  # the standard normal's 99.9% quantile
+    critical = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+    return statistic, critical
+
+
+def mismatches(counts: torch.Tensor, exact: torch.Tensor) -> list[str]:
+    """The marginals whose empirical distribution the chi-square test rejects."""
+    expected = marginals(exact)
+    flagged = []
+    for name, observed in marginals(counts).items():
+        statistic, critical = chi_square(observed, expected[name])
+        if statistic > critical:
+            flagged.append(name)
+    return flagged
+
+
+def speculative(target, draft, beta: float, stats: DecodeStats | None = None):
+    # Two drafts per round over three tokens: rejection at either draft, residual, bonus and a draftless
+    # last round all shape the first three tokens.
+    return lambda generator: speculative_sample(target, draft, PROMPT, 3, None, draft_len=2, beta=beta,
+                                                temperature=TEMPERATURE, generator=generator, stats=stats)
+
+
+def test_plain_sampling_draws_from_the_target(target, exact):
+    decode = lambda generator: sample(target, PROMPT, 3, None, temperature=TEMPERATURE, generator=generator)
+    assert mismatches(counts_of_first_three(decode, RUNS, seed=1), exact) == []
+
+
+def test_speculative_sampling_keeps_the_target_distribution(target, draft, exact):
+    stats = DecodeStats()
+    counts = counts_of_first_three(speculative(target, draft, beta=0.0, stats=stats), RUNS, seed=2)
+    assert 0.3 < stats.acceptance_rate < 0.9  # both acceptance and rejection happened often
+    assert mismatches(counts, exact) == []
+
+
+@pytest.mark.parametrize("beta, runs", [(1.0, RUNS // 4), (0.1, RUNS)])
+def test_the_check_flags_lossy_acceptance(target, draft, exact, beta, runs):
+    # beta = 1 accepts every draft, so the first two tokens come from the draft; beta = 0.1 (SSD's tolerance)
+    # is a subtler loss. The statistic grows with the number of runs while the critical value does not,
+    # so a bias flagged with fewer runs is flagged with RUNS too.
+    counts = counts_of_first_three(speculative(target, draft, beta=beta), runs, seed=3)
+    assert {"first token", "first pair"} <= set(mismatches(counts, exact))
+
+
+def test_a_draft_identical_to_the_target_is_always_accepted(target_model, target):
+    twin = CausalLMDecoder(target_model, max_slots=16)
+    stats = DecodeStats()
+    generator = torch.Generator().manual_seed(4)
+    for _ in range(50):
+        speculative_sample(target, twin, PROMPT, 8, None, draft_len=3, generator=generator, stats=stats)
+    assert stats.drafted > 0 and stats.acceptance_rate == 1.0
+
+
+def test_tolerance_beta_accepts_more_drafts(target, draft):
+    rates = []
+    for beta in (0.0, 0.3):
+        stats = DecodeStats()
+        generator = torch.Generator().manual_seed(5)
+        for _ in range(100):
+            speculative_sample(target, draft, PROMPT, 8, None, draft_len=3, beta=beta, generator=generator,
+                               stats=stats)
+        rates.append(stats.acceptance_rate)
+    assert rates[1] > rates[0] + 0.1
+
+
+def test_stop_token_and_lengths(target_model, draft_model, target, draft):
+    stop = 3
+    generator = torch.Generator().manual_seed(6)
+    stats = DecodeStats()
+    outputs = [speculative_sample(target, draft, PROMPT, 6, stop, draft_len=3, generator=generator, stats=stats)
+               for _ in range(30)]
+    outputs += [sample(target, PROMPT, 6, stop, generator=generator) for _ in range(30)]
+    assert any(output[-1] == stop for output in outputs) and any(stop not in output for output in outputs)
+    for output in outputs:
+        assert stop not in output[:-1]
+        assert len(output) == 6 or output[-1] == stop
+    assert stats.tokens == sum(len(output) for output in outputs[:30])
+    # Caches of 6 slots hold the prompt and the new tokens but the last one, which nothing reads.
+    small_target, small_draft = (CausalLMDecoder(model, max_slots=6) for model in (target_model, draft_model))
+    assert len(speculative_sample(small_target, small_draft, PROMPT, 10, None, 2, generator=generator)) == 4
+    assert len(sample(small_target, PROMPT, 10, None, generator=generator)) == 4
