@@ -22,6 +22,7 @@ class Method(str, Enum):
     ar = "ar"
     spec = "spec"
     specasr = "specasr"
+    dllm = "dllm"
 
 
 class Device(str, Enum):
@@ -80,7 +81,7 @@ def _timestamp(seconds: float) -> str:
 def transcribe(
     audio: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3; any rate and channels).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Target model: built-in name (base, tiny.en), local folder (transformers or CTranslate2), or hub id.")] = "base",
-    method: Annotated[Method, typer.Option(help="ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree. All give identical text.")] = Method.specasr,
+    method: Annotated[Method, typer.Option(help="ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree; dllm: parallel refinement of the draft's transcript. All give identical text.")] = Method.specasr,
     draft: Annotated[Optional[str], typer.Option("--draft", "-d", help="Draft model for spec/specasr (default tiny.en). Other vocabularies are bridged through text.")] = None,
     language: Annotated[Optional[str], typer.Option("--language", "-l", help="Spoken language code (multilingual models); detected when omitted.")] = None,
     task: Annotated[Task, typer.Option(help="transcribe, or translate to English (multilingual models).")] = Task.transcribe,
@@ -106,7 +107,7 @@ def transcribe(
     options = MethodOptions(method=method.value, draft_len=draft_len, max_draft=max_draft, confidence=confidence,
                             recycle=recycle, tree_positions=tree_positions)
     if not options.needs_draft and draft is not None:
-        raise SpecvoiceError("--draft needs --method spec or specasr")
+        raise SpecvoiceError("--draft needs --method spec, specasr or dllm")
     for path in audio:
         if not path.is_file():
             raise SpecvoiceError(f"{path}: no such file")
@@ -183,6 +184,62 @@ def _show(result, path: Path, show_stats: bool, several: bool) -> None:
         stderr.print(f"{path.name}: {s.tokens} tokens, {s.target_passes} target passes, {s.draft_passes} draft passes, "
                      f"{s.mean_accepted_length:.2f} tokens/pass, acceptance {s.acceptance_rate:.0%}, "
                      f"encoder {result.encoder_seconds:.2f} s, decoder {result.decoder_seconds:.2f} s")
+
+
+@app.command()
+def bench(
+    manifest: Annotated[Path, typer.Option("--manifest", help="Speech manifest: JSON lines with id, audio (path relative to the manifest), text; optional kind, noisy.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Target model (as for transcribe).")] = "base",
+    draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model for the methods that need one and for transformers' assisted generation.")] = "tiny.en",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods, or all; ar is always measured, as the reference.")] = "all",
+    peers: Annotated[str, typer.Option(help="Comma-separated peers (transformers, faster-whisper), all, or none.")] = "all",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Measure only the first N usable clips.")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where results.json, results.md and chart.png go.")] = Path("bench-out"),
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs of each method before measuring.")] = 1,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each method per clip, each paired with a run of ar.")] = 1,
+    device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
+    dtype: Annotated[DType, typer.Option(help="Weights precision (auto: float32 on CPU, float16 on CUDA).")] = DType.auto,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch and faster-whisper.")] = None,
+):
+    """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token."""
+    import shlex
+
+    import torch
+    import transformers
+
+    from .bench.manifest import read_manifest
+    from .bench.report import print_table, write_reports
+    from .bench.suite import contestants, method_names, peer_names, run_bench
+    from .methods import MethodOptions
+    from .models.loader import load_whisper
+
+    method_list, peer_list = method_names(methods), peer_names(peers)
+    clips, skipped = read_manifest(manifest, limit)
+    for line in skipped:
+        stderr.print(f"warning: {manifest}:{line.line}: {line.reason}", markup=False)
+    if not clips:
+        raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    if threads:
+        torch.set_num_threads(threads)
+    device_name, torch_dtype = resolve_device(device, dtype)
+    needs_draft = "transformers" in peer_list or any(MethodOptions(m).needs_draft for m in method_list)
+    target = load_whisper(model, device_name, torch_dtype)
+    draft_model = load_whisper(draft, device_name, torch_dtype) if needs_draft else None
+    chosen, notes = contestants(method_list, peer_list, target, draft_model, model)
+    for note in notes:
+        stderr.print(f"note: {note}", markup=False)
+    settings = {"manifest": str(manifest), "model": model, "draft": draft if needs_draft else None,
+                "methods": method_list, "peers": peer_list, "limit": limit, "device": device_name}
+    results = run_bench(clips, chosen, device=target.device, dtype=torch_dtype, warmup=warmup, repeat=repeat,
+                        command=shlex.join(["specvoice", *sys.argv[1:]]), settings=settings, notes=notes,
+                        skipped_lines=skipped)
+    print_table(Console(highlight=False, width=None if sys.stdout.isatty() else 200), results)  # a file gets the whole table
+    written, more_notes = write_reports(results, output_dir)
+    for note in more_notes:
+        stderr.print(f"note: {note}", markup=False)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 
 def main() -> None:

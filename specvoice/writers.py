@@ -53,12 +53,19 @@ def render_json(t: Transcript, extra: dict | None = None) -> str:
 RENDERERS = {"txt": render_txt, "srt": render_srt, "vtt": render_vtt, "json": render_json}
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_atomic(path: Path, content: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(content)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -1,0 +1,71 @@
+"""What the bench measures: anything that turns a clip into text and says how long that took.
+
+specvoice's own methods are here; the tools people use instead are in peers.py.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..methods import MethodOptions
+from ..models.loader import WhisperModel
+from ..transcribe import Transcriber
+
+TOKENS = "tokens"
+NORMALISED_TEXT = "normalised text"
+
+
+@dataclass
+class Run:
+    text: str
+    tokens: list[int] | None  # target-vocabulary tokens, end-of-text stripped; None where a tool hides them
+    seconds: float  # end to end from 16 kHz samples: features, encoder(s), decoding
+    decoder_seconds: float | None  # decoding alone; None where a tool does not expose it
+    emitted: int | None = None  # tokens the target emitted, end-of-text included
+    target_passes: int | None = None  # forward passes of the target's decoder
+
+
+class Contestant(Protocol):
+    name: str
+    identical_by: str  # how its output is compared with ar's: TOKENS or NORMALISED_TEXT
+
+    def skip_reason(self, seconds: float) -> str | None:
+        """Why a clip this long cannot be measured fairly, or None."""
+
+    def run(self, audio: np.ndarray) -> Run: ...
+
+
+def synchronize(device: torch.device) -> None:
+    """CUDA runs asynchronously: a clock read without this would time the launch, not the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class SpecvoiceMethod:
+    """One --method, with its Transcriber built once and reused for every clip."""
+
+    identical_by = TOKENS
+
+    def __init__(self, method: str, target: WhisperModel, draft: WhisperModel | None):
+        options = MethodOptions(method)
+        self.name = method
+        self.device = target.device
+        # timestamps=None: off up to 30 s, on for long audio, exactly as `specvoice transcribe` decides
+        self.transcriber = Transcriber(target, draft if options.needs_draft else None, options, language="en",
+                                       timestamps=None)
+
+    def skip_reason(self, seconds: float) -> str | None:
+        return None
+
+    def run(self, audio: np.ndarray) -> Run:
+        began = time.perf_counter()
+        result = self.transcriber.transcribe(audio)
+        synchronize(self.device)
+        seconds = time.perf_counter() - began
+        return Run(result.text, result.tokens, seconds, result.decoder_seconds, result.stats.tokens,
+                   result.stats.target_passes)

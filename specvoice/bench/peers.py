@@ -1,0 +1,189 @@
+"""The tools people use instead of specvoice, run greedily on the same weights so only the decoding differs:
+transformers `generate()` (plus its assisted generation when the pair shares a vocabulary) and faster-whisper.
+
+Each builder returns either a contestant or the note that says why that peer is not in the table.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers.generation.utils import GenerationMixin
+
+from ..methods import same_vocabulary
+from ..models import registry
+from ..models.loader import WhisperModel, cache_dir
+from ..transcribe import SAMPLE_LEN
+from ..whisper.features import WINDOW_SAMPLES, WINDOW_SECONDS, log_mel
+from .contestants import NORMALISED_TEXT, TOKENS, Run, synchronize
+
+PEERS = ("transformers", "faster-whisper")
+
+
+class _GenerateProbe:
+    """While generate() runs: counts the target decoder's forward passes and clocks the encoders, so
+    decoder-only time and passes per token mean the same as for specvoice's methods."""
+
+    def __init__(self, target: torch.nn.Module, encoders: list[torch.nn.Module]):
+        self.target = target
+        self.encoders = encoders
+        self.passes = 0
+        self.encoder_seconds = 0.0
+        self._started = 0.0
+        self._handles = []
+
+    def _count(self, *_):
+        self.passes += 1
+
+    def _start(self, *_):
+        synchronize(self.target.device)
+        self._started = time.perf_counter()
+
+    def _stop(self, *_):
+        synchronize(self.target.device)
+        self.encoder_seconds += time.perf_counter() - self._started
+
+    def __enter__(self) -> "_GenerateProbe":
+        self._handles.append(self.target.model.decoder.register_forward_hook(self._count))
+        for encoder in self.encoders:
+            self._handles += [encoder.register_forward_pre_hook(self._start), encoder.register_forward_hook(self._stop)]
+        return self
+
+    def __exit__(self, *_) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+class TransformersGenerate:
+    """GenerationMixin.generate, greedy, with specvoice's prompt and token suppression (as tests/hf_reference.py).
+
+    Whisper's own generate() override is bypassed on purpose: it adds long-form logic that would make
+    this a comparison of pipelines rather than of decoding.
+    """
+
+    identical_by = TOKENS
+
+    def __init__(self, target: WhisperModel, assistant: WhisperModel | None = None):
+        self.name = "transformers-assisted" if assistant else "transformers"
+        self.target = target
+        self.assistant = assistant
+        self.prompt = target.tokenizer.prompt("en", "transcribe", timestamps=False)
+
+    def skip_reason(self, seconds: float) -> str | None:
+        if seconds > WINDOW_SECONDS:
+            return f"generate() decodes one {WINDOW_SECONDS} s window; longer clips need transformers' long-form pipeline"
+        return None
+
+    def run(self, audio: np.ndarray) -> Run:
+        model, eot = self.target.model, self.target.tokenizer.eot
+        extra = {"assistant_model": self.assistant.model} if self.assistant else {}
+        encoders = [model.model.encoder] + ([self.assistant.model.model.encoder] if self.assistant else [])
+        began = time.perf_counter()
+        features = log_mel(audio, model.config.num_mel_bins).to(model.device, model.dtype)
+        with _GenerateProbe(model, encoders) as probe, torch.inference_mode():
+            decoding_began = time.perf_counter()
+            output = GenerationMixin.generate(
+                model, input_features=features, decoder_input_ids=torch.tensor([self.prompt], device=model.device),
+                do_sample=False, num_beams=1, max_new_tokens=SAMPLE_LEN, suppress_tokens=list(self.target.suppress_tokens),
+                begin_suppress_tokens=list(self.target.begin_suppress_tokens), eos_token_id=eot, pad_token_id=eot,
+                **extra,
+            )
+            synchronize(model.device)
+        ended = time.perf_counter()
+        generated = output[0, len(self.prompt):].tolist()
+        tokens = [t for t in generated if t != eot]
+        return Run(self.target.tokenizer.decode(tokens).strip(), tokens, ended - began,
+                   ended - decoding_began - probe.encoder_seconds, len(generated), probe.passes)
+
+
+class FasterWhisper:
+    """faster-whisper (CTranslate2) at beam 1 with temperature fallback and silence skipping off: plain greedy."""
+
+    name = "faster-whisper"
+    identical_by = NORMALISED_TEXT  # its own log-mel and kernels: token identity is not expected
+
+    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype):
+        from faster_whisper import WhisperModel as FasterWhisperModel
+
+        compute_type = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[dtype]
+        self.model = FasterWhisperModel(str(folder), device=device.type, compute_type=compute_type,
+                                        cpu_threads=torch.get_num_threads())
+        self.device = device
+
+    def skip_reason(self, seconds: float) -> str | None:
+        return None
+
+    def run(self, audio: np.ndarray) -> Run:
+        began = time.perf_counter()
+        segments, _ = self.model.transcribe(
+            audio, beam_size=1, language="en", temperature=0.0, condition_on_previous_text=False, vad_filter=False,
+            without_timestamps=len(audio) <= WINDOW_SAMPLES,  # as specvoice: timestamps only for long audio
+            no_speech_threshold=None,
+        )
+        text = "".join(segment.text for segment in segments).strip()  # the generator does the decoding
+        synchronize(self.device)
+        return Run(text, None, time.perf_counter() - began, None)
+
+
+def _assembled_ctranslate2_folder(name: str) -> Path:
+    """A built-in model split across packages, joined once into a folder faster-whisper can open."""
+    package = registry.BUILTIN_MODELS[name]
+    destination = cache_dir() / "ctranslate2" / f"{name}-{package.sha256[:12]}"
+    if (destination / "model.bin").exists():
+        return destination
+    files = registry.files_dir(name)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".assembling-"))
+    try:
+        registry.assemble_model_bin(name, staging / "model.bin")
+        for extra in files.iterdir():
+            if extra.name in ("config.json", "tokenizer.json", "preprocessor_config.json") or \
+                    extra.name.startswith("vocabulary."):
+                shutil.copy(extra, staging / extra.name)
+        staging.rename(destination)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (destination / "model.bin").exists():
+            raise
+    return destination
+
+
+def ctranslate2_folder(model_name: str) -> Path | None:
+    """The CTranslate2 folder holding MODEL_NAME's weights, or None when they only exist as transformers weights."""
+    if model_name in registry.BUILTIN_MODELS:
+        files = registry.files_dir(model_name)
+        # A one-part package ships a complete folder; its model.bin was hash-checked when first converted.
+        return files if (files / "model.bin").exists() else _assembled_ctranslate2_folder(model_name)
+    folder = Path(model_name).expanduser()
+    return folder if (folder / "model.bin").is_file() else None
+
+
+def transformers_peers(target: WhisperModel, draft: WhisperModel | None) -> tuple[list, list[str]]:
+    peers, notes = [TransformersGenerate(target)], []
+    if draft is None:
+        notes.append("transformers-assisted skipped: no draft model (no method here needs one)")
+    elif not same_vocabulary(target, draft):
+        notes.append(f"transformers-assisted skipped: {target.name} and {draft.name} have different vocabularies, "
+                     "which assisted generation cannot bridge")
+    elif target.model.config.num_mel_bins != draft.model.config.num_mel_bins:
+        notes.append(f"transformers-assisted skipped: {target.name} and {draft.name} take different log-mel features")
+    else:
+        peers.append(TransformersGenerate(target, draft))
+    return peers, notes
+
+
+def faster_whisper_peer(model_name: str, target: WhisperModel) -> tuple[list, list[str]]:
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        return [], ["faster-whisper skipped: not installed (pip install 'specvoice[bench]')"]
+    folder = ctranslate2_folder(model_name)
+    if folder is None:
+        return [], [f"faster-whisper skipped: {model_name} is not a CTranslate2 model, so faster-whisper "
+                    "cannot run the same weights"]
+    return [FasterWhisper(folder, target.device, target.dtype)], []
