@@ -140,12 +140,12 @@ def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) 
     return list(FORMATS) if output_format == OutputFormat.all else [output_format.value]
 
 
-def _transcriber(model, draft, options, device, dtype, threads, language, task, timestamps):
+def _load_models(model: str, draft: Optional[str], device: Device, dtype: DType, threads: Optional[int]):
+    """Target and optional draft, quietly loaded on the chosen device."""
     import torch
     import transformers
 
     from .models.loader import load_whisper
-    from .transcribe import Transcriber
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
@@ -153,7 +153,13 @@ def _transcriber(model, draft, options, device, dtype, threads, language, task, 
         torch.set_num_threads(threads)
     device_name, torch_dtype = resolve_device(device, dtype)
     target = load_whisper(model, device_name, torch_dtype)
-    draft_model = load_whisper(draft, device_name, torch_dtype) if draft else None
+    return target, (load_whisper(draft, device_name, torch_dtype) if draft else None), device_name, torch_dtype
+
+
+def _transcriber(model, draft, options, device, dtype, threads, language, task, timestamps):
+    from .transcribe import Transcriber
+
+    target, draft_model, _, _ = _load_models(model, draft, device, dtype, threads)
     return Transcriber(target, draft_model, options, language, task, timestamps)
 
 
@@ -173,8 +179,7 @@ def _show(result, path: Path, show_stats: bool, several: bool) -> None:
     out = Console(highlight=False, soft_wrap=True)
     if several:
         out.print(f"[bold]{path}[/bold]")
-    if len(result.segments) > 1 or (result.segments and result.segments[0].tokens and
-                                    result.segments[0].tokens[0] >= 0 and result.duration > 30):
+    if len(result.segments) > 1:
         for s in result.segments:
             out.print(f"[{_timestamp(s.start)} --> {_timestamp(s.end)}] {s.text.strip()}", markup=False)
     else:
@@ -204,14 +209,10 @@ def bench(
     """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token."""
     import shlex
 
-    import torch
-    import transformers
-
     from .bench.manifest import read_manifest
     from .bench.report import print_table, write_reports
     from .bench.suite import contestants, method_names, peer_names, run_bench
     from .methods import MethodOptions
-    from .models.loader import load_whisper
 
     method_list, peer_list = method_names(methods), peer_names(peers)
     clips, skipped = read_manifest(manifest, limit)
@@ -219,14 +220,9 @@ def bench(
         stderr.print(f"warning: {manifest}:{line.line}: {line.reason}", markup=False)
     if not clips:
         raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    if threads:
-        torch.set_num_threads(threads)
-    device_name, torch_dtype = resolve_device(device, dtype)
     needs_draft = "transformers" in peer_list or any(MethodOptions(m).needs_draft for m in method_list)
-    target = load_whisper(model, device_name, torch_dtype)
-    draft_model = load_whisper(draft, device_name, torch_dtype) if needs_draft else None
+    target, draft_model, device_name, torch_dtype = _load_models(model, draft if needs_draft else None, device,
+                                                                 dtype, threads)
     chosen, notes = contestants(method_list, peer_list, target, draft_model, model)
     for note in notes:
         stderr.print(f"note: {note}", markup=False)

@@ -36,6 +36,7 @@ class MethodOptions:
     tree_positions: int = 2  # specasr: low-confidence positions that get alternatives (0: no tree)
     tree_alternatives: int = 1
     tree_below: float = 0.6
+    branch_successor: bool = True
 
     def policy(self) -> DraftPolicy:
         """The draft policy of spec, or of specasr (which dllm also falls back on)."""
@@ -43,7 +44,8 @@ class MethodOptions:
             return DraftPolicy.vanilla(self.draft_len)
         return DraftPolicy(max_tokens=self.max_draft, confidence=self.confidence, recycle=self.recycle,
                            tree_positions=self.tree_positions, tree_alternatives=self.tree_alternatives,
-                           tree_below=self.tree_below, adaptive_cap=True)
+                           tree_below=self.tree_below, branch_successor=self.branch_successor,
+                           adaptive_cap=True)
 
     @property
     def needs_draft(self) -> bool:

@@ -67,7 +67,7 @@ def test_tree_branches_match_plain_chains_and_move_slots_keeps_the_winner(model)
     start = len(session.tokens)
     # Nodes a1 a2 b1 b2 in slot order: b's nodes sit at the same depths (positions) as a's, two slots later.
     branch_a, branch_b = [11, 12], [13, 14]
-    tree = TokenTree.build(PROMPT[-1], [branch_a, branch_b], max_nodes=8)
+    tree = TokenTree.build(PROMPT[-1:], [branch_a, branch_b], max_nodes=8)
     logits = decoder.forward(torch.tensor(tree.tokens), torch.tensor(tree.depths) + start,
                              torch.arange(start, start + len(tree)), tree.visibility(start, decoder.device))
     for branch in (branch_a, branch_b):

@@ -42,7 +42,7 @@ def test_greedy_equals_transformers_generate_on_real_clips(name, real_models, sh
         assert ours == [t for t in theirs if t != tokenizer.eot], clip
 
 
-@pytest.mark.parametrize("method", ["spec", "specasr"])
+@pytest.mark.parametrize("method", ["spec", "specasr", "dllm"])
 def test_speculative_identical_to_greedy_on_every_short_clip(method, real_models, short_clips, greedy_tokens):
     transcriber = Transcriber(real_models["base"], real_models["tiny.en"], MethodOptions(method), language="en",
                               timestamps=False)

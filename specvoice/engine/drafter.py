@@ -30,7 +30,8 @@ class Drafter(Protocol):
         """
 
     def observe(self, tree: TokenTree, predictions: list[int], accepted: list[int]) -> None:
-        """What the target predicted at every node of the tree it just verified (Jacobi-style drafters)."""
+        """What the target predicted below every node from the root on (`predictions[i]` for node root + i),
+        and which nodes it accepted (Jacobi-style drafters)."""
 
 
 class NoDrafter:
@@ -51,6 +52,7 @@ class DraftPolicy:
     tree_positions: int = 0  # pass 2 branches at this many of the least confident positions
     tree_alternatives: int = 1  # next-best tokens added at each such position
     tree_below: float = 0.8  # only positions less confident than this branch
+    branch_successor: bool = True  # one extra draft pass gives every alternative its greedy successor
     realign_window: int = 3  # how far ahead in the old tail a freshly drafted token may re-align
     adaptive_cap: bool = False  # after a round that accepted a tokens, draft at most 2a + 4 next time
 
@@ -157,8 +159,8 @@ class ModelDrafter:
         branches = [chain[:j] + [alt] for _, j in weak[: self.policy.tree_positions]
                     for alt, p in zip(steps[j].alternatives, steps[j].alternative_probs)
                     if p > 0.0 and alt != self.stop_token]
-        if not branches:
-            return []
+        if not branches or not self.policy.branch_successor:
+            return branches
         decoder = self.session.decoder
         device = decoder.device
         base = len(self.session.tokens)  # first free slot: alternatives go past the cached chain

@@ -82,14 +82,14 @@ class PriorRefiner:
     @staticmethod
     def _jacobi_tail(tree: TokenTree, predictions: list[int], accepted: list[int]) -> list[int]:
         """Target predictions along the first rejected branch: each is its guess for the next position."""
-        node = accepted[-1] if accepted else 0
-        emitted = predictions[node]
+        node = accepted[-1] if accepted else tree.root
+        emitted = predictions[node - tree.root]
         rejected = [child for token, child in tree.children[node].items() if token != emitted]
         if not rejected:
             return []
         tail, node = [], min(rejected)
         while True:
-            tail.append(predictions[node])
+            tail.append(predictions[node - tree.root])
             if not tree.children[node]:
                 return tail
             node = min(tree.children[node].values())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .decoder import CachedDecoder, LogitRules, Session
+from .decoder import CachedDecoder, LogitRules
 from .drafter import Drafter, NoDrafter
 from .stats import DecodeStats
 from .tree import TokenTree
@@ -31,34 +31,32 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
     drafter = drafter or NoDrafter()
     stats = stats if stats is not None else DecodeStats()
     device = target.device
-    session = Session(target)
-    if len(task.prompt) > 1:
-        session.feed(task.prompt[:-1])
     sequence = list(task.prompt)
     sampled_from = len(task.prompt)
+    cached = 0  # slots [0, cached) hold sequence[:cached]; the rest of the sequence is the next stem
     while True:
-        start = len(session.tokens)  # the root (last token) goes to this slot
         generated = len(sequence) - sampled_from
-        room = min(task.max_new_tokens - generated, target.max_slots - start) - 1
+        room = min(task.max_new_tokens - generated - 1, target.max_slots - len(sequence))
         candidates = drafter.propose(sequence, sampled_from, room, stats) if room > 0 else []
-        tree = TokenTree.build(sequence[-1], candidates, max_nodes=target.max_slots - start)
+        tree = TokenTree.build(sequence[cached:], candidates, max_nodes=target.max_slots - cached)
         logits = target.forward(
             torch.tensor(tree.tokens, device=device),
-            torch.tensor(tree.depths, device=device) + start,
-            torch.arange(start, start + len(tree), device=device),
-            tree.visibility(start, device),
-        )
-        histories = [sequence[sampled_from:] + tree.path_tokens(node) for node in range(len(tree))]
+            torch.tensor(tree.depths, device=device) + cached,
+            torch.arange(cached, cached + len(tree), device=device),
+            tree.visibility(cached, device),
+        )[tree.root:]
+        histories = [sequence[sampled_from:] + tree.path_tokens(node) for node in range(tree.root, len(tree))]
         predictions = task.rules(logits, histories).argmax(dim=-1).tolist()
         nodes, emitted = tree.accept(predictions, task.stop_token)
         drafter.observe(tree, predictions, nodes)
-        if nodes != list(range(1, len(nodes) + 1)):  # a branch won: move its rows to chain order
-            target.move_slots(torch.tensor(nodes, device=device) + start,
-                              torch.arange(start + 1, start + 1 + len(nodes), device=device))
-        session.tokens.extend([sequence[-1]] + emitted[:-1])
+        first_draft_slot = cached + tree.root + 1
+        if nodes != list(range(tree.root + 1, tree.root + 1 + len(nodes))):  # a branch won: chain order
+            target.move_slots(torch.tensor(nodes, device=device) + cached,
+                              torch.arange(first_draft_slot, first_draft_slot + len(nodes), device=device))
+        cached = len(sequence) + len(nodes)
         sequence.extend(emitted)
         stats.target_passes += 1
-        stats.drafted += len(tree) - 1
+        stats.drafted += len(tree) - 1 - tree.root
         stats.accepted += len(nodes)
         stats.tokens += len(emitted)
         if emitted[-1] == task.stop_token or len(sequence) - sampled_from >= task.max_new_tokens:

@@ -1,8 +1,9 @@
 """A token tree (trie of candidate continuations) verified by the target in one pass.
 
-Node 0 is the root: the last committed token, whose keys/values are not cached yet. Every other node is a
-draft token. A node sees the committed prefix, its ancestors and itself; its position id is the prefix
-length plus its depth, so any root path looks to the model exactly like a plain chain.
+The tree hangs from a stem: the committed tokens whose keys/values are not cached yet (the whole prompt
+on the first pass, then just the last emitted token). The stem's last node is the root; every node below
+it is a draft token. A node sees the cached prefix, its ancestors and itself; its position id is the
+prefix length plus its depth, so any root path looks to the model exactly like a plain chain.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ class TokenTree:
     tokens: list[int]
     parents: list[int]  # parents[0] = -1
     depths: list[int]
+    root: int  # the last stem node: predictions are read from here down
     children: list[dict[int, int]] = field(default_factory=list)  # token -> child node
 
     @classmethod
-    def build(cls, root: int, sequences: list[list[int]], max_nodes: int) -> "TokenTree":
-        """Merge candidate sequences (each continuing the root) into a trie of at most max_nodes nodes."""
-        tree = cls([root], [-1], [0], [{}])
+    def build(cls, stem: list[int], sequences: list[list[int]], max_nodes: int) -> "TokenTree":
+        """Merge candidate sequences (each continuing the stem) into a trie of at most max_nodes nodes."""
+        count = len(stem)
+        tree = cls(list(stem), list(range(-1, count - 1)), list(range(count)), count - 1,
+                   [{} for _ in range(count)])
         for sequence in sequences:
-            node = 0
+            node = tree.root
             for token in sequence:
                 child = tree.children[node].get(token)
                 if child is None:
@@ -42,14 +46,10 @@ class TokenTree:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    @property
-    def is_chain(self) -> bool:
-        return all(parent == i - 1 for i, parent in enumerate(self.parents))
-
     def path_tokens(self, node: int) -> list[int]:
-        """Tokens from depth 1 down to `node` (the root is already committed)."""
+        """Draft tokens from just below the root down to `node`."""
         path = []
-        while node > 0:
+        while node > self.root:
             path.append(self.tokens[node])
             node = self.parents[node]
         return path[::-1]
@@ -69,12 +69,13 @@ class TokenTree:
     def accept(self, predictions: list[int], stop_token: int) -> tuple[list[int], list[int]]:
         """Greedy acceptance: follow the target's prediction from the root while a child carries it.
 
-        Returns (accepted nodes below the root, emitted tokens): the emitted tokens are the accepted
-        nodes' tokens plus the target's own next token, cut after `stop_token`.
+        `predictions[i]` is the target's token after node root + i. Returns (accepted nodes below the
+        root, emitted tokens): the accepted nodes' tokens plus the target's own next token, cut after
+        `stop_token`.
         """
-        nodes, emitted, node = [], [], 0
+        nodes, emitted, node = [], [], self.root
         while True:
-            token = predictions[node]
+            token = predictions[node - self.root]
             emitted.append(token)
             child = self.children[node].get(token)
             if child is None or token == stop_token:
