@@ -38,8 +38,8 @@ class FakeContestant:
     """Takes `seconds_per_audio_second` per second of audio and logs its calls, so metrics can be predicted."""
 
     def __init__(self, name, log, seconds_per_audio_second, text="hello world", tokens=(1, 2), passes=2,
-                 identical_by=TOKENS, longest=None):
-        self.name, self.log, self.rate = name, log, seconds_per_audio_second
+                 identical_by=TOKENS, longest=None, peer=False):
+        self.name, self.log, self.rate, self.peer = name, log, seconds_per_audio_second, peer
         self.text, self.tokens, self.passes = text, list(tokens), passes
         self.identical_by, self.longest = identical_by, longest
 
@@ -57,7 +57,8 @@ def fake_field(log):
         FakeContestant("ar", log, 1.0, passes=3),
         FakeContestant("fast", log, 0.5, passes=1),
         FakeContestant("wrong", log, 2.0, tokens=(1, 3), text="hello word"),
-        FakeContestant("peer", log, 0.25, text="Hello, world!", tokens=(), identical_by=NORMALISED_TEXT, longest=5),
+        FakeContestant("peer", log, 0.25, text="Hello, world!", tokens=(), identical_by=NORMALISED_TEXT, longest=5,
+                       peer=True),
     ]
 
 
@@ -129,9 +130,9 @@ def test_every_timed_run_follows_a_run_of_ar_on_the_same_clip():
         ("ar", "long", False), ("fast", "long", False), ("wrong", "long", False), ("peer", "short", False)]
     timed = [(s.contestant.name, s.clip.id) for s in steps[4:]]
     assert timed[:8] == [("ar", "long"), ("fast", "long")] * 2 + [("ar", "long"), ("wrong", "long")] * 2
-    assert ("peer", "long") not in timed  # skipped there, so no ar run is spent on it either
-    assert timed[8:] == [("ar", "short"), ("fast", "short")] * 2 + [("ar", "short"), ("wrong", "short")] * 2 + \
-        [("ar", "short"), ("peer", "short")] * 2
+    assert timed[8:16] == [("ar", "short"), ("fast", "short")] * 2 + [("ar", "short"), ("wrong", "short")] * 2
+    # the peer comes after every method on every clip, and is skipped on the long clip (no ar run spent there)
+    assert timed[16:] == [("ar", "short"), ("peer", "short")] * 2
     assert all(s.reference_for == timed[i + 1][0] for i, s in enumerate(steps[4:]) if s.contestant.name == "ar")
 
 

@@ -33,6 +33,7 @@ class Run:
 class Contestant(Protocol):
     name: str
     identical_by: str  # how its output is compared with ar's: TOKENS or NORMALISED_TEXT
+    peer: bool  # another tool (measured after specvoice's own methods), not a --method
 
     def skip_reason(self, seconds: float) -> str | None:
         """Why a clip this long cannot be measured fairly, or None."""
@@ -50,6 +51,7 @@ class SpecvoiceMethod:
     """One --method, with its Transcriber built once and reused for every clip."""
 
     identical_by = TOKENS
+    peer = False
 
     def __init__(self, method: str, target: WhisperModel, draft: WhisperModel | None):
         options = MethodOptions(method)

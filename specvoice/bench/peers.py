@@ -66,6 +66,7 @@ class TransformersGenerate:
     this a comparison of pipelines rather than of decoding.
     """
 
+    peer = True
     identical_by = TOKENS
 
     def __init__(self, target: WhisperModel, assistant: WhisperModel | None = None):
@@ -105,6 +106,7 @@ class FasterWhisper:
     """faster-whisper (CTranslate2) at beam 1 with temperature fallback and silence skipping off: plain greedy."""
 
     name = "faster-whisper"
+    peer = True
     identical_by = NORMALISED_TEXT  # its own log-mel and kernels: token identity is not expected
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype):

@@ -32,19 +32,27 @@ class Outcome:
 
 
 def schedule(clips: list[Clip], contestants: list[Contestant], warmup: int, repeat: int) -> list[Step]:
-    """Every run of the bench in order; contestants[0] is the reference every other one is paired with."""
+    """Every run of the bench in order; contestants[0] is the reference every other one is paired with.
+
+    Peers are measured after all of specvoice's methods, each still paired with its own runs of ar: a peer
+    can leave work behind in the process (CTranslate2's OpenMP threads keep spinning after a call), which
+    would otherwise slow the method measured next and bias its ratio.
+    """
     reference, others = contestants[0], contestants[1:]
     steps = []
     for contestant in contestants:
         # warm up on the first clip the contestant accepts: first calls pay for lazy initialisation
         first = next((c for c in clips if contestant.skip_reason(c.seconds) is None), None)
         steps += [Step(first, contestant, timed=False)] * (warmup if first else 0)
-    for clip in clips:
-        partners = [c for c in others if c.skip_reason(clip.seconds) is None]
-        for partner in partners:
-            steps += [Step(clip, reference, reference_for=partner.name), Step(clip, partner)] * repeat
-        if not partners:
-            steps += [Step(clip, reference)] * repeat
+    methods = [c for c in others if not c.peer]
+    phases = [methods, [c for c in others if c not in methods]] if others else [[]]
+    for phase_index, phase in enumerate(phases):
+        for clip in clips:
+            partners = [c for c in phase if c.skip_reason(clip.seconds) is None]
+            for partner in partners:
+                steps += [Step(clip, reference, reference_for=partner.name), Step(clip, partner)] * repeat
+            if not partners and phase_index == 0:
+                steps += [Step(clip, reference)] * repeat
     return steps
 
 
