@@ -59,12 +59,12 @@ def _umask() -> int:
     return current
 
 
-def write_atomic(path: Path, content: str) -> None:
+def write_atomic(path: Path, content: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(content)
+        with os.fdopen(handle, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:

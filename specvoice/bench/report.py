@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..writers import write_atomic
@@ -109,17 +107,6 @@ def render_markdown(results: dict, chart: str | None) -> str:
     return "\n".join(lines)
 
 
-def _write_bytes_atomic(path: Path, content: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def render_chart(results: dict) -> bytes | None:
     """A PNG of end-to-end speed-up per method, one bar per kind of clip; None without matplotlib."""
     try:
@@ -157,7 +144,7 @@ def write_reports(results: dict, output_dir: Path) -> tuple[list[Path], list[str
     written, notes = [], []
     chart = render_chart(results) if results["speedup_by_group"] else None
     if chart is not None:
-        _write_bytes_atomic(output_dir / "chart.png", chart)
+        write_atomic(output_dir / "chart.png", chart)
         written.append(output_dir / "chart.png")
     elif results["speedup_by_group"]:
         notes.append("chart.png skipped: matplotlib is not installed (pip install 'specvoice[bench]')")
