@@ -63,13 +63,12 @@ class Session:
         self.tokens.extend(tokens)
         return logits
 
-    def rewind_to(self, sequence: list[int], keep_last: bool = False) -> int:
+    def rewind_to(self, sequence: list[int]) -> int:
         """Forget cached tokens that `sequence` does not start with; returns how many stay valid.
 
-        With keep_last=False the last token of `sequence` is never counted as cached, so feeding from
-        the returned index always yields the logits that follow the whole sequence.
+        The last token of `sequence` is never counted as cached, so feeding from the returned index
+        always yields the logits that follow the whole sequence.
         """
-        limit = len(sequence) if keep_last else len(sequence) - 1
-        keep = min(common_prefix(self.tokens, sequence), limit)
+        keep = min(common_prefix(self.tokens, sequence), len(sequence) - 1)
         del self.tokens[keep:]
         return keep
