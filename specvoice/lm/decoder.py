@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+from ..engine.cache import StaticKVCache
+
 
 class CausalLMDecoder:
     """Implements engine.decoder.CachedDecoder for one Llama/Qwen2-style causal LM."""
@@ -31,9 +33,8 @@ class CausalLMDecoder:
         self.vocab_size = config.vocab_size
         self.device = model.device
         self.dtype = model.dtype
-        shape = (len(self.layers), 1, self.kv_heads, self.max_slots, self.head_dim)
-        self.keys = torch.zeros(shape, device=self.device, dtype=self.dtype)
-        self.values = torch.zeros(shape, device=self.device, dtype=self.dtype)
+        self.cache = StaticKVCache(len(self.layers), self.kv_heads, self.max_slots, self.head_dim, self.device,
+                                   self.dtype)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(1, x.shape[1], -1, self.head_dim).transpose(1, 2)
@@ -52,16 +53,13 @@ class CausalLMDecoder:
             h = layer.input_layernorm(x)
             q, k = apply_rotary_pos_emb(self._split_heads(attention.q_proj(h)),
                                         self._split_heads(attention.k_proj(h)), cos, sin)
-            self.keys[i, :, :, slots] = k
-            self.values[i, :, :, slots] = self._split_heads(attention.v_proj(h))
+            self.cache.write(i, slots, k, self._split_heads(attention.v_proj(h)))
             q = q.reshape(1, self.kv_heads, self.groups * n, self.head_dim)
-            a = F.scaled_dot_product_attention(q, self.keys[i, :, :, :span], self.values[i, :, :, :span],
-                                               attn_mask=mask, scale=self.scaling)
+            a = F.scaled_dot_product_attention(q, *self.cache.read(i, span), attn_mask=mask, scale=self.scaling)
             a = a.view(1, -1, n, self.head_dim).transpose(1, 2).reshape(1, n, -1)
             x = x + attention.o_proj(a)
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.lm_head(self.body.norm(x))[0].float()
 
     def move_slots(self, source: torch.Tensor, destination: torch.Tensor) -> None:
-        self.keys[:, :, :, destination] = self.keys[:, :, :, source]
-        self.values[:, :, :, destination] = self.values[:, :, :, source]
+        self.cache.move(source, destination)

@@ -12,6 +12,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..engine.cache import StaticKVCache
 from ..models.loader import WhisperModel
 
 
@@ -54,9 +55,8 @@ class WhisperDecoder:
         self.vocab_size = config.vocab_size
         self.device = hf.device
         self.dtype = hf.dtype
-        shape = (len(self.layers), 1, self.heads, self.max_slots, self.head_dim)
-        self.keys = torch.zeros(shape, device=self.device, dtype=self.dtype)
-        self.values = torch.zeros(shape, device=self.device, dtype=self.dtype)
+        self.cache = StaticKVCache(len(self.layers), self.heads, self.max_slots, self.head_dim, self.device,
+                                   self.dtype)
         self.cross_keys: list[torch.Tensor] = []
         self.cross_values: list[torch.Tensor] = []
 
@@ -94,10 +94,8 @@ class WhisperDecoder:
             attn = layer.self_attn
             h = layer.self_attn_layer_norm(x)
             q = self._split_heads(attn.q_proj(h) * self.scaling)
-            self.keys[i, :, :, slots] = self._split_heads(attn.k_proj(h))
-            self.values[i, :, :, slots] = self._split_heads(attn.v_proj(h))
-            a = F.scaled_dot_product_attention(q, self.keys[i, :, :, :span], self.values[i, :, :, :span],
-                                               attn_mask=mask, scale=1.0)
+            self.cache.write(i, slots, self._split_heads(attn.k_proj(h)), self._split_heads(attn.v_proj(h)))
+            a = F.scaled_dot_product_attention(q, *self.cache.read(i, span), attn_mask=mask, scale=1.0)
             x = x + attn.out_proj(a.transpose(1, 2).reshape(x.shape))
 
             cross = layer.encoder_attn
@@ -112,5 +110,4 @@ class WhisperDecoder:
         return self.output(x)[0].float()
 
     def move_slots(self, source: torch.Tensor, destination: torch.Tensor) -> None:
-        self.keys[:, :, :, destination] = self.keys[:, :, :, source]
-        self.values[:, :, :, destination] = self.values[:, :, :, source]
+        self.cache.move(source, destination)
