@@ -37,6 +37,16 @@ def chain_visibility(start: int, count: int, device: torch.device) -> torch.Tens
     return torch.arange(start + count, device=device).unsqueeze(0) <= rows
 
 
+def forward_chain(decoder: CachedDecoder, tokens: list[int] | torch.Tensor, start: int) -> torch.Tensor:
+    """Logits for a chain of tokens written to slots start.., each seeing every slot before it.
+
+    Tokens may be a device tensor, so a sampler can feed what it just drew without a host sync.
+    """
+    tokens = torch.as_tensor(tokens, dtype=torch.long, device=decoder.device)
+    slots = torch.arange(start, start + len(tokens), device=decoder.device)
+    return decoder.forward(tokens, slots, slots, chain_visibility(start, len(tokens), decoder.device))
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b):
@@ -55,11 +65,7 @@ class Session:
 
     def feed(self, tokens: list[int]) -> torch.Tensor:
         """Append a chain of tokens; logits [n, vocab] predict each token's successor."""
-        device = self.decoder.device
-        start, n = len(self.tokens), len(tokens)
-        slots = torch.arange(start, start + n, device=device)
-        logits = self.decoder.forward(torch.tensor(tokens, device=device), slots, slots,
-                                      chain_visibility(start, n, device))
+        logits = forward_chain(self.decoder, tokens, len(self.tokens))
         self.tokens.extend(tokens)
         return logits
 

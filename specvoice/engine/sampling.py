@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .decoder import CachedDecoder, Session, chain_visibility
+from .decoder import CachedDecoder, Session, forward_chain
 from .stats import DecodeStats
 
 
@@ -35,13 +35,6 @@ def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
     return torch.argmax(weights / noise, dim=-1)
 
 
-def _forward_chain(decoder: CachedDecoder, tokens: list[int] | torch.Tensor, start: int) -> torch.Tensor:
-    """Session.feed without the bookkeeping, for tokens that may still be on the device (no host sync)."""
-    tokens = torch.as_tensor(tokens, dtype=torch.long, device=decoder.device)
-    slots = torch.arange(start, start + len(tokens), device=decoder.device)
-    return decoder.forward(tokens, slots, slots, chain_visibility(start, len(tokens), decoder.device))
-
-
 def _propose(session: Session, sequence: list[int], count: int, temperature: float,
              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` tokens sampled from the draft after `sequence`, and the distributions q they came from.
@@ -55,7 +48,7 @@ def _propose(session: Session, sequence: list[int], count: int, temperature: flo
     keep = session.rewind_to(sequence)
     feed, start = sequence[keep:], keep
     for i in range(count):
-        probs[i] = _probabilities(_forward_chain(decoder, feed, start)[-1], temperature)
+        probs[i] = _probabilities(forward_chain(decoder, feed, start)[-1], temperature)
         tokens[i] = _draw(probs[i], generator)
         feed, start = tokens[i: i + 1], start + len(feed)
     if count:
@@ -117,7 +110,7 @@ def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list
         drafted, draft_probs = _propose(draft_session, sequence, count, temperature, generator)
         keep = target_session.rewind_to(sequence)
         uncached = torch.tensor(sequence[keep:], device=target.device)  # the last token (the prompt at first)
-        logits = _forward_chain(target, torch.cat([uncached, drafted]), keep)
+        logits = forward_chain(target, torch.cat([uncached, drafted]), keep)
         target_probs = _probabilities(logits[-count - 1:], temperature)
         verdict = _verify(target_probs, draft_probs, drafted, beta, generator)
         *guesses, accepted, token = torch.cat([drafted, *verdict]).tolist()
