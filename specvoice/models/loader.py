@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -66,13 +67,23 @@ def _write_transformers_folder(model_bin: Path, files: Path, destination: Path) 
         pad_token_id=backend.eot,
         bos_token_id=backend.eot,
     )
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".converting-"))
-    try:
+
+    def fill(staging: Path) -> None:
         config.save_pretrained(staging)
         save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
         shutil.copy(tokenizer_json, staging / "tokenizer.json")
         (staging / "specvoice.json").write_text(json.dumps({"suppress_tokens": suppress, "begin_suppress_tokens": begin}))
+
+    publish_folder(destination, fill)
+
+
+def publish_folder(destination: Path, fill: Callable[[Path], None]) -> None:
+    """Build a cache folder in a staging folder beside it and rename it into place, so a reader never sees
+    a half-written folder; when another process published it first, theirs is kept."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-"))
+    try:
+        fill(staging)
         staging.rename(destination)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
