@@ -59,11 +59,12 @@ def same_vocabulary(a: WhisperModel, b: WhisperModel) -> bool:
 
 def build_drafter(options: MethodOptions, target: WhisperModel, draft: WhisperModel | None,
                   draft_decoder: WhisperDecoder | None, language: str | None, task: str,
-                  timestamps: bool, audio_seconds: float = 30.0) -> Drafter:
+                  timestamps: bool, shared: bool, audio_seconds: float = 30.0) -> Drafter:
+    """The drafter for one window; `shared` is same_vocabulary(target, draft), decided once per pair
+    because comparing two 51k-entry vocabularies costs ~0.1 s."""
     if not options.needs_draft:
         return NoDrafter()
     tokenizer = draft.tokenizer
-    shared = same_vocabulary(target, draft)
     if not shared and not tokenizer.multilingual and (language != "en" or task == "translate"):
         what = "translation" if task == "translate" else f"language {language!r}"
         raise SpecvoiceError(f"draft {draft.name!r} is English-only and cannot draft {what}; pass --language en "

@@ -18,7 +18,7 @@ from .engine.decoder import Session
 from .engine.speculative import DecodeTask, greedy_decode
 from .engine.stats import DecodeStats
 from .errors import SpecvoiceError
-from .methods import SAMPLE_LEN, MethodOptions, build_drafter
+from .methods import SAMPLE_LEN, MethodOptions, build_drafter, same_vocabulary
 from .models.loader import WhisperModel
 from .whisper.decoder import WhisperDecoder
 from .whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_SAMPLES, log_mel
@@ -61,6 +61,7 @@ class Transcriber:
         self.timestamps = timestamps
         self.target_decoder = WhisperDecoder(target)
         self.draft_decoder = WhisperDecoder(draft, approximate=approximate_draft) if draft is not None else None
+        self.shared_vocabulary = draft is not None and same_vocabulary(target, draft)
         if task not in ("transcribe", "translate"):
             raise SpecvoiceError(f"unknown task {task!r}: use transcribe or translate")
         target.tokenizer.prompt(language, task, False)  # rejects impossible language/task combinations early
@@ -88,7 +89,7 @@ class Transcriber:
         rules = WhisperRules(tokenizer, self.target.suppress_tokens, self.target.begin_suppress_tokens, timestamps)
         task = DecodeTask(tokenizer.prompt(language, self.task, timestamps), rules, tokenizer.eot, SAMPLE_LEN)
         drafter = build_drafter(self.options, self.target, self.draft, self.draft_decoder, language, self.task,
-                                timestamps, audio_seconds=frames / FRAMES_PER_SECOND)
+                                timestamps, self.shared_vocabulary, audio_seconds=frames / FRAMES_PER_SECOND)
         tokens = greedy_decode(self.target_decoder, task, drafter, stats)
         timing["decoder"] += time.perf_counter() - began
         return tokens, language
