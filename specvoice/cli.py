@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,64 +13,40 @@ import typer
 from rich.console import Console
 
 from .errors import SpecvoiceError
+from .options import DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, DecodingOptions, ModelOptions, describe
+from .transcript import FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fast speech recognition with speculative decoding, token-identical to greedy Whisper.")
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class Method(str, Enum):
-    ar = "ar"
-    spec = "spec"
-    specasr = "specasr"
-    dllm = "dllm"
+def _choices(name: str, values) -> type[Enum]:
+    return Enum(name, {value: value for value in values}, type=str)
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+Method = _choices("Method", METHODS)
+Device = _choices("Device", DEVICES)
+DType = _choices("DType", DTYPES)
+Task = _choices("Task", TASKS)
+OutputFormat = _choices("OutputFormat", (*FORMATS, "all"))
 
 
-class DType(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    float16 = "float16"
-    bfloat16 = "bfloat16"
+def _option(options: type, name: str, *flags: str):
+    """A typer option whose help and limits come from the options dataclass that defines it."""
+    meta = describe(options, name)
+    return typer.Option(*flags, help=meta["help"], min=meta.get("min"), max=meta.get("max"))
 
 
-class Task(str, Enum):
-    transcribe = "transcribe"
-    translate = "translate"
-
-
-class OutputFormat(str, Enum):
-    txt = "txt"
-    srt = "srt"
-    vtt = "vtt"
-    json = "json"
-    all = "all"
+def _build(options: type, values: dict):
+    """An options object from the command's parameters of the same names (enums become their values)."""
+    return options(**{f.name: getattr(values[f.name], "value", values[f.name])
+                      for f in fields(options) if f.name in values})
 
 
 @app.callback()
 def _root() -> None:
     """Fast speech recognition with speculative decoding, token-identical to greedy Whisper."""
-
-
-def resolve_device(device: Device, dtype: DType):
-    import torch
-
-    if device == Device.auto:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        name = device.value
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SpecvoiceError("--device cuda: no CUDA GPU is available to this PyTorch build")
-    if dtype == DType.auto:
-        return name, torch.float16 if name == "cuda" else torch.float32
-    if name == "cpu" and dtype == DType.float16:
-        raise SpecvoiceError("--dtype float16 is not supported on the CPU; use float32 or bfloat16")
-    return name, getattr(torch, dtype.value)
 
 
 def _timestamp(seconds: float) -> str:
@@ -80,39 +57,35 @@ def _timestamp(seconds: float) -> str:
 @app.command()
 def transcribe(
     audio: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3; any rate and channels).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Target model: built-in name (base, tiny.en), local folder (transformers or CTranslate2), or hub id.")] = "base",
-    method: Annotated[Method, typer.Option(help="ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree; dllm: parallel refinement of the draft's transcript. All give identical text.")] = Method.specasr,
-    draft: Annotated[Optional[str], typer.Option("--draft", "-d", help="Draft model for spec/specasr (default tiny.en). Other vocabularies are bridged through text.")] = None,
-    language: Annotated[Optional[str], typer.Option("--language", "-l", help="Spoken language code (multilingual models); detected when omitted.")] = None,
-    task: Annotated[Task, typer.Option(help="transcribe, or translate to English (multilingual models).")] = Task.transcribe,
-    timestamps: Annotated[Optional[bool], typer.Option("--timestamps/--no-timestamps", help="Decode segment timestamps (default: on for audio over 30 s and for srt/vtt output).")] = None,
+    model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
+    method: Annotated[Method, _option(DecodingOptions, "method")] = Method(DecodingOptions.method),
+    draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d")] = ModelOptions.draft,
+    language: Annotated[Optional[str], _option(DecodingOptions, "language", "--language", "-l")] = DecodingOptions.language,
+    task: Annotated[Task, _option(DecodingOptions, "task")] = Task(DecodingOptions.task),
+    timestamps: Annotated[Optional[bool], _option(DecodingOptions, "timestamps", "--timestamps/--no-timestamps")] = DecodingOptions.timestamps,
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write transcript files here.")] = None,
     output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
-    device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
-    dtype: Annotated[DType, typer.Option(help="Weights precision (auto: float32 on CPU, float16 on CUDA).")] = DType.auto,
-    draft_len: Annotated[int, typer.Option(min=1, max=64, help="spec: tokens per draft.")] = 5,
-    max_draft: Annotated[int, typer.Option(min=1, max=64, help="specasr: longest draft.")] = 24,
-    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="specasr: a draft ends after a token the draft is less sure of than this.")] = 0.4,
-    recycle: Annotated[bool, typer.Option("--recycle/--no-recycle", help="specasr: reuse rejected draft tails.")] = True,
-    tree_positions: Annotated[int, typer.Option(min=0, max=16, help="specasr: least-confident positions that get alternative branches (0: no tree).")] = 2,
+    device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
+    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    draft_len: Annotated[int, _option(DecodingOptions, "draft_len")] = DecodingOptions.draft_len,
+    max_draft: Annotated[int, _option(DecodingOptions, "max_draft")] = DecodingOptions.max_draft,
+    confidence: Annotated[float, _option(DecodingOptions, "confidence")] = DecodingOptions.confidence,
+    recycle: Annotated[bool, _option(DecodingOptions, "recycle", "--recycle/--no-recycle")] = DecodingOptions.recycle,
+    tree_positions: Annotated[int, _option(DecodingOptions, "tree_positions")] = DecodingOptions.tree_positions,
     stats: Annotated[bool, typer.Option("--stats", help="Print decoding statistics per file.")] = False,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch.")] = None,
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
 ):
     """Transcribe audio files; prints the text and writes txt/srt/vtt/json on request."""
-    from .methods import MethodOptions
-
+    values = dict(locals())
     formats = _formats(output_dir, output_format)
     if timestamps is None and output_format in (OutputFormat.srt, OutputFormat.vtt, OutputFormat.all):
-        timestamps = True
-    options = MethodOptions(method=method.value, draft_len=draft_len, max_draft=max_draft, confidence=confidence,
-                            recycle=recycle, tree_positions=tree_positions)
-    if not options.needs_draft and draft is not None:
-        raise SpecvoiceError("--draft needs --method spec, specasr or dllm")
+        values["timestamps"] = True
+    options, models = _build(DecodingOptions, values), _build(ModelOptions, values)
+    draft_name = models.draft_for(options.method)
     for path in audio:
         if not path.is_file():
             raise SpecvoiceError(f"{path}: no such file")
-    transcriber = _transcriber(model, draft or ("tiny.en" if options.needs_draft else None), options, device,
-                               dtype, threads, language, task.value, timestamps)
+    transcriber = _transcriber(models, draft_name, options)
     failures = 0
     for path in audio:
         try:
@@ -123,16 +96,14 @@ def transcribe(
             continue
         _show(result, path, stats, len(audio) > 1)
         if formats:
-            from .writers import write_outputs
+            from .transcript import write_outputs
 
-            write_outputs(result, output_dir / path.stem, formats, {"model": model, "method": method.value})
+            write_outputs(result, output_dir / path.stem, formats, {"model": model, "method": options.method})
     if failures:
         raise typer.Exit(1)
 
 
 def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) -> list[str]:
-    from .writers import FORMATS
-
     if output_format is None:
         return ["txt"] if output_dir else []
     if output_dir is None:
@@ -140,27 +111,27 @@ def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) 
     return list(FORMATS) if output_format == OutputFormat.all else [output_format.value]
 
 
-def _load_models(model: str, draft: Optional[str], device: Device, dtype: DType, threads: Optional[int]):
-    """Target and optional draft, quietly loaded on the chosen device."""
+def _load_models(models: ModelOptions, draft: Optional[str]):
+    """Target and optional draft, quietly loaded where `models` says; also the device name and dtype."""
     import torch
     import transformers
 
-    from .models.loader import load_whisper
+    from .models import load_whisper
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    if threads:
-        torch.set_num_threads(threads)
-    device_name, torch_dtype = resolve_device(device, dtype)
-    target = load_whisper(model, device_name, torch_dtype)
+    if models.threads:
+        torch.set_num_threads(models.threads)
+    device_name, torch_dtype = models.placement()
+    target = load_whisper(models.model, device_name, torch_dtype)
     return target, (load_whisper(draft, device_name, torch_dtype) if draft else None), device_name, torch_dtype
 
 
-def _transcriber(model, draft, options, device, dtype, threads, language, task, timestamps):
+def _transcriber(models: ModelOptions, draft: Optional[str], options: DecodingOptions):
     from .transcribe import Transcriber
 
-    target, draft_model, _, _ = _load_models(model, draft, device, dtype, threads)
-    return Transcriber(target, draft_model, options, language, task, timestamps)
+    target, draft_model, _, _ = _load_models(models, draft)
+    return Transcriber(target, draft_model, options)
 
 
 def _transcribe_one(transcriber, path: Path):
@@ -194,17 +165,17 @@ def _show(result, path: Path, show_stats: bool, several: bool) -> None:
 @app.command()
 def bench(
     manifest: Annotated[Path, typer.Option("--manifest", help="Speech manifest: JSON lines with id, audio (path relative to the manifest), text; optional kind, noisy.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Target model (as for transcribe).")] = "base",
-    draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model for the methods that need one and for transformers' assisted generation.")] = "tiny.en",
+    model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
+    draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model for the methods that need one and for transformers' assisted generation.")] = DEFAULT_DRAFT,
     methods: Annotated[str, typer.Option(help="Comma-separated methods, or all; ar is always measured, as the reference.")] = "all",
     peers: Annotated[str, typer.Option(help="Comma-separated peers (transformers, faster-whisper), all, or none.")] = "all",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Measure only the first N usable clips.")] = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where results.json, results.md and chart.png go.")] = Path("bench-out"),
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs of each method before measuring.")] = 1,
     repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each method per clip, each paired with a run of ar.")] = 1,
-    device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
-    dtype: Annotated[DType, typer.Option(help="Weights precision (auto: float32 on CPU, float16 on CUDA).")] = DType.auto,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch and faster-whisper.")] = None,
+    device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
+    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
 ):
     """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token."""
     import shlex
@@ -212,17 +183,16 @@ def bench(
     from .bench.manifest import read_manifest
     from .bench.report import print_table, write_reports
     from .bench.suite import contestants, method_names, peer_names, run_bench
-    from .methods import MethodOptions
 
+    models = ModelOptions(model=model, draft=draft, device=device.value, dtype=dtype.value, threads=threads)
     method_list, peer_list = method_names(methods), peer_names(peers)
     clips, skipped = read_manifest(manifest, limit)
     for line in skipped:
         stderr.print(f"warning: {manifest}:{line.line}: {line.reason}", markup=False)
     if not clips:
         raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
-    needs_draft = "transformers" in peer_list or any(MethodOptions(m).needs_draft for m in method_list)
-    target, draft_model, device_name, torch_dtype = _load_models(model, draft if needs_draft else None, device,
-                                                                 dtype, threads)
+    needs_draft = "transformers" in peer_list or any(DecodingOptions(m).needs_draft for m in method_list)
+    target, draft_model, device_name, torch_dtype = _load_models(models, draft if needs_draft else None)
     chosen, notes = contestants(method_list, peer_list, target, draft_model, model)
     for note in notes:
         stderr.print(f"note: {note}", markup=False)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from specvoice.models.loader import WhisperModel
+from specvoice.engine.drafter import DraftPolicy
+from specvoice.whisper.model import WhisperModel
 
 SPEECH = Path(os.environ.get("SPECVOICE_SPEECH", Path(__file__).resolve().parents[1] / ".." / "shared" / "speech"))
 
@@ -51,6 +52,13 @@ def bundle(model, tokenizer=TOKENS) -> WhisperModel:
     return WhisperModel("tiny-random", model, tokenizer, (1, 2), (0, TOKENS.eot))
 
 
+def draft_policy(**changes) -> DraftPolicy:
+    """A plain greedy chain of up to 24 tokens, with the given knobs changed."""
+    plain = dict(max_tokens=24, confidence=0.0, recycle=False, tree_positions=0, tree_alternatives=1, tree_below=0.8,
+                 branch_successor=True, realign_window=3, adaptive_cap=False)
+    return DraftPolicy(**{**plain, **changes})
+
+
 def features(seed: int, frames: int = 40, mels: int = 8) -> torch.Tensor:
     return torch.randn(1, mels, frames, generator=torch.Generator().manual_seed(seed))
 
@@ -65,7 +73,7 @@ def manifest() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def real_models():
-    from specvoice.models.loader import load_whisper
+    from specvoice.models import load_whisper
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     return {name: load_whisper(name) for name in ("base", "tiny.en")}

@@ -215,7 +215,7 @@ def two_clip_manifest(tmp_path_factory, manifest):
 @pytest.mark.real
 def test_bench_on_two_real_clips_with_every_method_and_peer(two_clip_manifest, tmp_path):
     from specvoice.bench.suite import contestants
-    from specvoice.models.loader import load_whisper
+    from specvoice.models import load_whisper
 
     torch.set_num_threads(2)
     clips, skipped = read_manifest(two_clip_manifest)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from conftest import TOKENS, bundle, features, perturbed
-from specvoice.engine.drafter import DraftPolicy, ModelDrafter
+from conftest import TOKENS, bundle, draft_policy, features, perturbed
+from specvoice.engine.drafter import ModelDrafter
 from specvoice.engine.prior import PriorRefiner
 from specvoice.engine.speculative import DecodeTask, greedy_decode
 from specvoice.engine.stats import DecodeStats
@@ -21,7 +21,7 @@ def refine(target, prior, timestamps, eot_boost, max_new, audio_seed, **knobs):
     draft_decoder.encode(audio)
     prompt = [TOKENS.sot] if timestamps else [TOKENS.sot, TOKENS.no_timestamps]
     rules = rules_for(target, timestamps, eot_boost)
-    fallback = ModelDrafter(draft_decoder, rules, TOKENS.eot, DraftPolicy(max_tokens=6, recycle=True))
+    fallback = ModelDrafter(draft_decoder, rules, TOKENS.eot, draft_policy(max_tokens=6, recycle=True))
     refiner = PriorRefiner(lambda stats: list(prior), TOKENS.eot, fallback, **knobs)
     stats = DecodeStats()
     tokens = greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, max_new), refiner, stats)

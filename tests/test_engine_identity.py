@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from hypothesis import given, settings, strategies as st
 
-from conftest import TOKENS, bundle, features, perturbed, tiny_whisper
+from conftest import TOKENS, bundle, draft_policy, features, perturbed, tiny_whisper
 from specvoice.engine.drafter import DraftPolicy, ModelDrafter
 from specvoice.engine.speculative import DecodeTask, greedy_decode
 from specvoice.engine.stats import DecodeStats
@@ -43,7 +43,7 @@ def decode(target, draft, policy: DraftPolicy | None, timestamps: bool, eot_boos
 
 
 policies = st.builds(
-    DraftPolicy,
+    draft_policy,
     max_tokens=st.integers(1, 12),
     confidence=st.sampled_from([0.0, 0.2, 0.5, 0.9]),
     recycle=st.booleans(),
@@ -71,7 +71,7 @@ def test_speculative_equals_greedy(seed, draft_kind, policy, timestamps, eot_boo
 def test_draft_always_right_needs_few_target_passes():
     target = bundle(TARGETS[0])
     expected, plain = decode(target, None, None, False, 0.0, 40, 7)
-    got, stats = decode(target, target, DraftPolicy(max_tokens=8), False, 0.0, 40, 7)
+    got, stats = decode(target, target, draft_policy(max_tokens=8), False, 0.0, 40, 7)
     assert got == expected and len(expected) == 40
     assert plain.target_passes == 40
     assert stats.target_passes == 5  # 8 drafted + 1 own token per pass
@@ -82,7 +82,7 @@ def test_draft_always_wrong_still_exact():
     target = bundle(TARGETS[0])
     wrong = bundle(TARGETS[1])
     expected, _ = decode(target, None, None, False, 0.0, 30, 3)
-    got, stats = decode(target, wrong, DraftPolicy(max_tokens=4, tree_positions=2, tree_alternatives=2,
+    got, stats = decode(target, wrong, draft_policy(max_tokens=4, tree_positions=2, tree_alternatives=2,
                                                    tree_below=1.01), False, 0.0, 30, 3)
     assert got == expected
     assert stats.target_passes >= len(expected) - stats.accepted
@@ -92,7 +92,7 @@ def test_tree_with_one_node():
     target = bundle(TARGETS[2])
     expected, _ = decode(target, None, None, True, 0.0, 30, 11)
     got, stats = decode(target, bundle(perturbed(target.model, 5, 0.5)),
-                        DraftPolicy(max_tokens=1, tree_positions=1, tree_alternatives=1, tree_below=1.01),
+                        draft_policy(max_tokens=1, tree_positions=1, tree_alternatives=1, tree_below=1.01),
                         True, 0.0, 30, 11)
     assert got == expected
 
@@ -101,7 +101,7 @@ def test_eot_inside_draft_stops_exactly():
     target = bundle(TARGETS[1])
     expected, _ = decode(target, None, None, False, 2.0, 40, 5)
     assert expected[-1] == TOKENS.eot and len(expected) < 40
-    got, stats = decode(target, target, DraftPolicy(max_tokens=12), False, 2.0, 40, 5)
+    got, stats = decode(target, target, draft_policy(max_tokens=12), False, 2.0, 40, 5)
     assert got == expected
 
 

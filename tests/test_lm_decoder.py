@@ -64,17 +64,14 @@ def test_tree_branches_match_plain_chains_and_move_slots_keeps_the_winner(model)
     decoder = CausalLMDecoder(model, max_slots=32)
     session = Session(decoder)
     session.feed(PROMPT[:-1])
-    start = len(session.tokens)
     # Nodes a1 a2 b1 b2 in slot order: b's nodes sit at the same depths (positions) as a's, two slots later.
     branch_a, branch_b = [11, 12], [13, 14]
     tree = TokenTree.build(PROMPT[-1:], [branch_a, branch_b], max_nodes=8)
-    logits = decoder.forward(torch.tensor(tree.tokens), torch.tensor(tree.depths) + start,
-                             torch.arange(start, start + len(tree)), tree.visibility(start, decoder.device))
+    logits = session.verify(tree)  # the stem is one token: rows are the tree's nodes
     for branch in (branch_a, branch_b):
         close(logits[path_nodes(tree, branch)], hf_logits(model, PROMPT + branch)[-3:])
 
     # Branch b wins: its slots move into chain order and decoding carries on from them.
-    winner = path_nodes(tree, branch_b)[1:]
-    decoder.move_slots(torch.tensor(winner) + start, torch.arange(start + 1, start + 1 + len(winner)))
-    session.tokens = PROMPT + branch_b
+    session.accept(tree, path_nodes(tree, branch_b)[1:])
+    assert list(session.tokens) == PROMPT + branch_b
     close(session.feed([7])[0], hf_logits(model, PROMPT + branch_b + [7])[-1])

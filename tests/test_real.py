@@ -6,7 +6,7 @@ import pytest
 
 from hf_reference import hf_greedy
 from specvoice.audio import load_audio
-from specvoice.methods import SAMPLE_LEN, MethodOptions
+from specvoice.options import DecodingOptions
 from specvoice.transcribe import Transcriber
 from specvoice.whisper.features import log_mel
 
@@ -23,7 +23,7 @@ def short_clips(manifest):
 @pytest.fixture(scope="module")
 def greedy_tokens(real_models, short_clips):
     """base's own greedy tokens for every short clip: the reference every method must reproduce."""
-    transcriber = Transcriber(real_models["base"], None, MethodOptions("ar"), language="en", timestamps=False)
+    transcriber = Transcriber(real_models["base"], None, DecodingOptions("ar", language="en", timestamps=False))
     return {clip: transcriber.transcribe(audio).tokens for clip, audio in short_clips}
 
 
@@ -31,21 +31,21 @@ def greedy_tokens(real_models, short_clips):
 def test_greedy_equals_transformers_generate_on_real_clips(name, real_models, short_clips, greedy_tokens):
     model = real_models[name]
     tokenizer = model.tokenizer
-    transcriber = Transcriber(model, None, MethodOptions("ar"), language="en", timestamps=False)
+    transcriber = Transcriber(model, None, DecodingOptions("ar", language="en", timestamps=False))
     prompt = tokenizer.prompt("en", "transcribe", timestamps=False)
     clips = short_clips[:10]
     assert len(clips) == 10
     for clip, audio in clips:
         ours = greedy_tokens[clip] if name == "base" else transcriber.transcribe(audio).tokens
         theirs = hf_greedy(model.model, log_mel(audio, 80), prompt, model.suppress_tokens,
-                           model.begin_suppress_tokens, SAMPLE_LEN, tokenizer.eot)
+                           model.begin_suppress_tokens, model.sample_len, tokenizer.eot)
         assert ours == [t for t in theirs if t != tokenizer.eot], clip
 
 
 @pytest.mark.parametrize("method", ["spec", "specasr", "dllm"])
 def test_speculative_identical_to_greedy_on_every_short_clip(method, real_models, short_clips, greedy_tokens):
-    transcriber = Transcriber(real_models["base"], real_models["tiny.en"], MethodOptions(method), language="en",
-                              timestamps=False)
+    transcriber = Transcriber(real_models["base"], real_models["tiny.en"],
+                              DecodingOptions(method, language="en", timestamps=False))
     passes = tokens = 0
     for clip, audio in short_clips:
         result = transcriber.transcribe(audio)
@@ -57,8 +57,8 @@ def test_speculative_identical_to_greedy_on_every_short_clip(method, real_models
 
 def test_specasr_identical_with_timestamps(real_models, short_clips):
     options = dict(language="en", timestamps=True)
-    greedy = Transcriber(real_models["base"], None, MethodOptions("ar"), **options)
-    fast = Transcriber(real_models["base"], real_models["tiny.en"], MethodOptions("specasr"), **options)
+    greedy = Transcriber(real_models["base"], None, DecodingOptions("ar", **options))
+    fast = Transcriber(real_models["base"], real_models["tiny.en"], DecodingOptions("specasr", **options))
     for clip, audio in short_clips[:4]:
         expected = greedy.transcribe(audio)
         assert any(t >= real_models["base"].tokenizer.timestamp_begin for t in expected.tokens)

@@ -12,9 +12,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..methods import MethodOptions
-from ..models.loader import WhisperModel
+from ..options import DecodingOptions
 from ..transcribe import Transcriber
+from ..whisper.model import WhisperModel
 
 TOKENS = "tokens"
 NORMALISED_TEXT = "normalised text"
@@ -54,12 +54,11 @@ class SpecvoiceMethod:
     peer = False
 
     def __init__(self, method: str, target: WhisperModel, draft: WhisperModel | None):
-        options = MethodOptions(method)
+        # timestamps=None: off up to 30 s, on for long audio, exactly as `specvoice transcribe` decides
+        options = DecodingOptions(method, language="en", timestamps=None)
         self.name = method
         self.device = target.device
-        # timestamps=None: off up to 30 s, on for long audio, exactly as `specvoice transcribe` decides
-        self.transcriber = Transcriber(target, draft if options.needs_draft else None, options, language="en",
-                                       timestamps=None)
+        self.transcriber = Transcriber(target, draft, options)
 
     def skip_reason(self, seconds: float) -> str | None:
         return None

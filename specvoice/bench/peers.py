@@ -6,7 +6,6 @@ Each builder returns either a contestant or the note that says why that peer is 
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -14,11 +13,9 @@ import numpy as np
 import torch
 from transformers.generation.utils import GenerationMixin
 
-from ..methods import same_vocabulary
-from ..models import registry
-from ..models.loader import WhisperModel, cache_dir, publish_folder
-from ..transcribe import SAMPLE_LEN
+from ..models import ctranslate2_folder
 from ..whisper.features import WINDOW_SAMPLES, WINDOW_SECONDS, log_mel
+from ..whisper.model import WhisperModel
 from .contestants import NORMALISED_TEXT, TOKENS, Run, synchronize
 
 PEERS = ("transformers", "faster-whisper")
@@ -89,7 +86,7 @@ class TransformersGenerate:
             decoding_began = time.perf_counter()
             output = GenerationMixin.generate(
                 model, input_features=features, decoder_input_ids=torch.tensor([self.prompt], device=model.device),
-                do_sample=False, num_beams=1, max_new_tokens=SAMPLE_LEN, suppress_tokens=list(self.target.suppress_tokens),
+                do_sample=False, num_beams=1, max_new_tokens=self.target.sample_len, suppress_tokens=list(self.target.suppress_tokens),
                 begin_suppress_tokens=list(self.target.begin_suppress_tokens), eos_token_id=eot, pad_token_id=eot,
                 **extra,
             )
@@ -131,40 +128,11 @@ class FasterWhisper:
         return Run(text, None, time.perf_counter() - began, None)
 
 
-def _assembled_ctranslate2_folder(name: str) -> Path:
-    """A built-in model split across packages, joined once into a folder faster-whisper can open."""
-    package = registry.BUILTIN_MODELS[name]
-    destination = cache_dir() / "ctranslate2" / f"{name}-{package.sha256[:12]}"
-    if (destination / "model.bin").exists():
-        return destination
-    files = registry.files_dir(name)
-
-    def fill(staging: Path) -> None:
-        registry.assemble_model_bin(name, staging / "model.bin")
-        for extra in files.iterdir():
-            if extra.name in ("config.json", "tokenizer.json", "preprocessor_config.json") or \
-                    extra.name.startswith("vocabulary."):
-                shutil.copy(extra, staging / extra.name)
-
-    publish_folder(destination, fill)
-    return destination
-
-
-def ctranslate2_folder(model_name: str) -> Path | None:
-    """The CTranslate2 folder holding MODEL_NAME's weights, or None when they only exist as transformers weights."""
-    if model_name in registry.BUILTIN_MODELS:
-        files = registry.files_dir(model_name)
-        # A one-part package ships a complete folder; its model.bin was hash-checked when first converted.
-        return files if (files / "model.bin").exists() else _assembled_ctranslate2_folder(model_name)
-    folder = Path(model_name).expanduser()
-    return folder if (folder / "model.bin").is_file() else None
-
-
 def transformers_peers(target: WhisperModel, draft: WhisperModel | None) -> tuple[list, list[str]]:
     peers, notes = [TransformersGenerate(target)], []
     if draft is None:
         notes.append("transformers-assisted skipped: no draft model (no method here needs one)")
-    elif not same_vocabulary(target, draft):
+    elif not target.shares_vocabulary(draft):
         notes.append(f"transformers-assisted skipped: {target.name} and {draft.name} have different vocabularies, "
                      "which assisted generation cannot bridge")
     elif target.model.config.num_mel_bins != draft.model.config.num_mel_bins:

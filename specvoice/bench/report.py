@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from ..writers import write_atomic
+from ..files import write_atomic
 from .contestants import TOKENS
 
 

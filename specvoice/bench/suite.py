@@ -14,8 +14,8 @@ from typing import Iterable, Iterator
 import torch
 
 from ..errors import SpecvoiceError
-from ..methods import METHODS
-from ..models.loader import WhisperModel
+from ..options import METHODS
+from ..whisper.model import WhisperModel
 from .contestants import Contestant, SpecvoiceMethod
 from .manifest import Clip, SkippedLine
 from .memory import PeakMemory

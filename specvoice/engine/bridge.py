@@ -16,15 +16,12 @@ from .drafter import Drafter
 Translate = Callable[[list[int]], list[int]]
 
 
-class BridgedDrafter:
+class BridgedDrafter(Drafter):
     def __init__(self, inner: Drafter, draft_prompt: list[int], to_draft: Translate, to_target: Translate):
         self.inner = inner
         self.draft_prompt = draft_prompt
         self.to_draft = to_draft
         self.to_target = to_target
-
-    def observe(self, tree, predictions, accepted):
-        pass  # predictions are in the target's vocabulary; the inner drafter re-reads the sequence instead
 
     def propose(self, sequence, sampled_from, budget, stats):
         sampled = sequence[sampled_from:]

@@ -11,6 +11,8 @@ from typing import Callable, Protocol
 
 import torch
 
+from .tree import TokenTree
+
 # Logit rules: (logits [n, vocab], tokens sampled before each row) -> logits with forbidden tokens at -inf.
 LogitRules = Callable[[torch.Tensor, list[list[int]]], torch.Tensor]
 
@@ -57,17 +59,36 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class Session:
-    """The tokens whose keys/values sit in a decoder's slots [0, len(tokens)), in order."""
+    """The tokens whose keys/values sit in a decoder's slots [0, len(session)), in order.
+
+    The one owner of that record: callers feed, verify and accept through it, or say what a raw forward
+    wrote (`commit`) and what to forget (`truncate`, `rewind_to`); nobody edits it from outside.
+    """
 
     def __init__(self, decoder: CachedDecoder):
         self.decoder = decoder
-        self.tokens: list[int] = []
+        self._tokens: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    @property
+    def tokens(self) -> tuple[int, ...]:
+        return tuple(self._tokens)
 
     def feed(self, tokens: list[int]) -> torch.Tensor:
         """Append a chain of tokens; logits [n, vocab] predict each token's successor."""
-        logits = forward_chain(self.decoder, tokens, len(self.tokens))
-        self.tokens.extend(tokens)
+        logits = forward_chain(self.decoder, tokens, len(self._tokens))
+        self._tokens.extend(tokens)
         return logits
+
+    def commit(self, tokens: list[int]) -> None:
+        """Record tokens a raw forward has just written to the next slots, in order."""
+        self._tokens.extend(tokens)
+
+    def truncate(self, length: int) -> None:
+        """Forget every cached token past the first `length` (their slots become free to overwrite)."""
+        del self._tokens[length:]
 
     def rewind_to(self, sequence: list[int]) -> int:
         """Forget cached tokens that `sequence` does not start with; returns how many stay valid.
@@ -75,6 +96,30 @@ class Session:
         The last token of `sequence` is never counted as cached, so feeding from the returned index
         always yields the logits that follow the whole sequence.
         """
-        keep = min(common_prefix(self.tokens, sequence), len(sequence) - 1)
-        del self.tokens[keep:]
+        keep = min(common_prefix(self._tokens, sequence), len(sequence) - 1)
+        self.truncate(keep)
         return keep
+
+    def verify(self, tree: TokenTree) -> torch.Tensor:
+        """Score a token tree hung after the cached tokens in one pass: logits [n, vocab] from its root on.
+
+        The tree's keys/values go to the slots after the cached ones; nothing is committed until `accept`.
+        """
+        start, device = len(self._tokens), self.decoder.device
+        logits = self.decoder.forward(
+            torch.tensor(tree.tokens, device=device),
+            torch.tensor(tree.depths, device=device) + start,
+            torch.arange(start, start + len(tree), device=device),
+            tree.visibility(start, device),
+        )
+        return logits[tree.root:]
+
+    def accept(self, tree: TokenTree, nodes: list[int]) -> None:
+        """Keep the verified tree's stem and its accepted nodes (a root path): a winning side branch's
+        keys/values are moved into chain order, so the cache again holds a plain sequence."""
+        start, device = len(self._tokens), self.decoder.device
+        first = start + tree.root + 1
+        if nodes != list(range(tree.root + 1, tree.root + 1 + len(nodes))):
+            self.decoder.move_slots(torch.tensor(nodes, device=device) + start,
+                                    torch.arange(first, first + len(nodes), device=device))
+        self._tokens += tree.tokens[: tree.root + 1] + [tree.tokens[node] for node in nodes]

@@ -13,7 +13,6 @@ One class covers vanilla and SpecASR drafting, switched by DraftPolicy:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
@@ -22,43 +21,37 @@ from .stats import DecodeStats
 from .tree import TokenTree
 
 
-class Drafter(Protocol):
+class Drafter:
+    """Proposes what the target may say next; this base proposes nothing (plain autoregressive decoding)."""
+
     def propose(self, sequence: list[int], sampled_from: int, budget: int, stats: DecodeStats) -> list[list[int]]:
         """Candidate continuations of `sequence` (each at most `budget` tokens); the first is the main chain.
 
         `sequence[sampled_from:]` are the tokens decoded so far (the rest is the prompt).
         """
+        return []
 
     def observe(self, tree: TokenTree, predictions: list[int], accepted: list[int]) -> None:
         """What the target predicted below every node from the root on (`predictions[i]` for node root + i),
-        and which nodes it accepted (Jacobi-style drafters)."""
+        and which nodes it accepted. Only drafters that learn from it (Jacobi-style refinement) look."""
 
 
-class NoDrafter:
-    """Plain autoregressive decoding: the target verifies nothing but its own next token."""
-
-    def propose(self, sequence, sampled_from, budget, stats):
-        return []
-
-    def observe(self, tree, predictions, accepted):
-        pass
+NoDrafter = Drafter
 
 
 @dataclass(frozen=True)
 class DraftPolicy:
-    max_tokens: int = 24
-    confidence: float = 0.0  # the chain ends at the first token whose probability is below this
-    recycle: bool = False
-    tree_positions: int = 0  # pass 2 branches at this many of the least confident positions
-    tree_alternatives: int = 1  # next-best tokens added at each such position
-    tree_below: float = 0.8  # only positions less confident than this branch
-    branch_successor: bool = True  # one extra draft pass gives every alternative its greedy successor
-    realign_window: int = 3  # how far ahead in the old tail a freshly drafted token may re-align
-    adaptive_cap: bool = False  # after a round that accepted a tokens, draft at most 2a + 4 next time
+    """How a model drafts; the values users choose come from specvoice.options, the one place of defaults."""
 
-    @classmethod
-    def vanilla(cls, length: int) -> "DraftPolicy":
-        return cls(max_tokens=length)
+    max_tokens: int  # the longest chain
+    confidence: float  # the chain ends at the first token whose probability is below this
+    recycle: bool  # offer a rejected tail back to the draft as a guess
+    tree_positions: int  # pass 2 branches at this many of the least confident positions
+    tree_alternatives: int  # next-best tokens added at each such position
+    tree_below: float  # only positions less confident than this branch
+    branch_successor: bool  # one extra draft pass gives every alternative its greedy successor
+    realign_window: int  # how far ahead in the old tail a freshly drafted token may re-align
+    adaptive_cap: bool  # after a round that accepted a tokens, draft at most 2a + 4 next time
 
 
 @dataclass
@@ -69,7 +62,7 @@ class _Step:
     alternative_probs: list[float]
 
 
-class ModelDrafter:
+class ModelDrafter(Drafter):
     """Drafts with a model that shares the target's vocabulary (see bridge.py for other pairs)."""
 
     def __init__(self, decoder: CachedDecoder, rules: LogitRules, stop_token: int, policy: DraftPolicy):
@@ -80,9 +73,6 @@ class ModelDrafter:
         self._previous: list[int] = []  # last proposal: sequence + main chain
         self._previous_start = 0  # where that proposal's chain began
         self._tail: list[int] = []
-
-    def observe(self, tree, predictions, accepted):
-        pass  # the next proposal learns what was accepted from the sequence itself
 
     def propose(self, sequence, sampled_from, budget, stats):
         budget = min(budget, self.policy.max_tokens)
@@ -99,7 +89,7 @@ class ModelDrafter:
         steps = self._draft_chain(sequence[keep:], history, budget, stats)
         chain = [step.token for step in steps]
         # Slots now hold sequence + chain[:-1] (guessed tokens past that are stale and forgotten).
-        del self.session.tokens[len(sequence) + len(chain) - 1:]
+        self.session.truncate(len(sequence) + len(chain) - 1)
         self._previous, self._previous_start = sequence + chain, len(sequence)
         return [chain] + self._branches(sequence, history, steps, stats)
 
@@ -145,7 +135,7 @@ class ModelDrafter:
                     break
             if k < len(guess):
                 self._tail = guess[k:]
-                del self.session.tokens[len(self.session.tokens) - (len(guess) - k):]
+                self.session.truncate(len(self.session) - (len(guess) - k))
             guess = self._guess_after(steps[-1].token)[: budget - len(steps)] if self.policy.recycle else []
             feed = [steps[-1].token] + guess
 
@@ -163,7 +153,7 @@ class ModelDrafter:
             return branches
         decoder = self.session.decoder
         device = decoder.device
-        base = len(self.session.tokens)  # first free slot: alternatives go past the cached chain
+        base = len(self.session)  # first free slot: alternatives go past the cached chain
         n = len(branches)
         depths = [len(b) - 1 for b in branches]
         positions = torch.tensor([len(sequence) + d for d in depths], device=device)

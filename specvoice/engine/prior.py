@@ -25,7 +25,7 @@ from .stats import DecodeStats
 from .tree import TokenTree
 
 
-class PriorRefiner:
+class PriorRefiner(Drafter):
     def __init__(self, make_prior: Callable[[DecodeStats], list[int]], stop_token: int, fallback: Drafter,
                  margin: int = 8, weak_rounds: int = 2, max_rounds: int = 32, weak_commit: int = 2):
         self.make_prior = make_prior  # run once, on the first proposal, so its cost lands in the stats

@@ -39,8 +39,8 @@ def _propose(session: Session, sequence: list[int], count: int, temperature: flo
              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` tokens sampled from the draft after `sequence`, and the distributions q they came from.
 
-    The draft's cache ends up holding all of them but the last; the caller records those in
-    session.tokens once it has read them back.
+    The draft's cache ends up holding all of them but the last; the caller commits those to the
+    session once it has read them back.
     """
     decoder = session.decoder
     tokens = torch.empty(count, dtype=torch.long, device=decoder.device)
@@ -52,7 +52,7 @@ def _propose(session: Session, sequence: list[int], count: int, temperature: flo
         tokens[i] = _draw(probs[i], generator)
         feed, start = tokens[i: i + 1], start + len(feed)
     if count:
-        session.tokens.extend(sequence[keep:])
+        session.commit(sequence[keep:])
     return tokens, probs
 
 
@@ -115,8 +115,8 @@ def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list
         verdict = _verify(target_probs, draft_probs, drafted, beta, generator)
         *guesses, accepted, token = torch.cat([drafted, *verdict]).tolist()
         # Both caches now hold the guesses they were fed; the next rewind_to drops the rejected ones.
-        target_session.tokens.extend(sequence[keep:] + guesses)
-        draft_session.tokens.extend(guesses[:-1])
+        target_session.commit(sequence[keep:] + guesses)
+        draft_session.commit(guesses[:-1])
         emitted, stopped = _finish(guesses[:accepted] + [token], stop_token)
         sequence.extend(emitted)
         stats.target_passes += 1

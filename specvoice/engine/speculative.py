@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .decoder import CachedDecoder, LogitRules
+from .decoder import CachedDecoder, LogitRules, Session
 from .drafter import Drafter, NoDrafter
 from .stats import DecodeStats
 from .tree import TokenTree
@@ -30,30 +30,21 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
     """Tokens the target emits after the prompt (stop token included when reached)."""
     drafter = drafter or NoDrafter()
     stats = stats if stats is not None else DecodeStats()
-    device = target.device
+    session = Session(target)
     sequence = list(task.prompt)
     sampled_from = len(task.prompt)
-    cached = 0  # slots [0, cached) hold sequence[:cached]; the rest of the sequence is the next stem
     while True:
         generated = len(sequence) - sampled_from
         room = min(task.max_new_tokens - generated - 1, target.max_slots - len(sequence))
         candidates = drafter.propose(sequence, sampled_from, room, stats) if room > 0 else []
-        tree = TokenTree.build(sequence[cached:], candidates, max_nodes=target.max_slots - cached)
-        logits = target.forward(
-            torch.tensor(tree.tokens, device=device),
-            torch.tensor(tree.depths, device=device) + cached,
-            torch.arange(cached, cached + len(tree), device=device),
-            tree.visibility(cached, device),
-        )[tree.root:]
+        # The stem: committed tokens not cached yet (the prompt at first, then the target's last own token).
+        tree = TokenTree.build(sequence[len(session):], candidates, max_nodes=target.max_slots - len(session))
+        logits = session.verify(tree)
         histories = [sequence[sampled_from:] + tree.path_tokens(node) for node in range(tree.root, len(tree))]
         predictions = task.rules(logits, histories).argmax(dim=-1).tolist()
         nodes, emitted = tree.accept(predictions, task.stop_token)
         drafter.observe(tree, predictions, nodes)
-        first_draft_slot = cached + tree.root + 1
-        if nodes != list(range(tree.root + 1, tree.root + 1 + len(nodes))):  # a branch won: chain order
-            target.move_slots(torch.tensor(nodes, device=device) + cached,
-                              torch.arange(first_draft_slot, first_draft_slot + len(nodes), device=device))
-        cached = len(sequence) + len(nodes)
+        session.accept(tree, nodes)
         sequence.extend(emitted)
         stats.target_passes += 1
         stats.drafted += len(tree) - 1 - tree.root

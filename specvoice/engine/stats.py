@@ -13,10 +13,6 @@ class DecodeStats:
     drafted: int = 0  # draft tokens put before the target (tree nodes below the root)
     accepted: int = 0  # draft tokens the target kept
 
-    def add(self, other: "DecodeStats") -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
     @property
     def mean_accepted_length(self) -> float:
         """Tokens emitted per target pass (accepted drafts plus the target's own token)."""

@@ -1,0 +1,15 @@
+"""`--model NAME` to weights on disk: built-in offline packages (registry), CTranslate2 conversion, local
+folders and hub ids (resolve). The model types themselves live with their family (whisper/, lm/)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..whisper.model import WhisperModel
+from .resolve import ctranslate2_folder, resolve_folder
+
+__all__ = ["ctranslate2_folder", "load_whisper", "resolve_folder"]
+
+
+def load_whisper(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> WhisperModel:
+    return WhisperModel.from_folder(name, resolve_folder(name), device, dtype)

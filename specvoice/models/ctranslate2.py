@@ -6,7 +6,9 @@ byte length that counts a trailing NUL, then the bytes.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,8 @@ import numpy as np
 import torch
 
 from ..errors import SpecvoiceError
+from ..files import publish_folder
+from ..whisper.tokenizer import WhisperTokenizer
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.uint16}  # 5 = bf16 bits
 
@@ -132,3 +136,36 @@ def convert_to_transformers(v: dict[str, np.ndarray]) -> tuple[dict[str, torch.T
     )
     tensors = {k: torch.from_numpy(np.array(a)) for k, a in out.items()}
     return tensors, fields
+
+
+def write_transformers_folder(model_bin: Path, files: Path, destination: Path) -> None:
+    """Convert a CTranslate2 Whisper model (its model.bin, and config.json + tokenizer.json in `files`)
+    into a transformers folder at `destination`, atomically."""
+    from safetensors.torch import save_file
+    from transformers import WhisperConfig
+
+    tensors, fields = convert_to_transformers(read_ctranslate2_variables(model_bin))
+    ct2_config = json.loads((files / "config.json").read_text())
+    suppress = ct2_config.get("suppress_ids", [])
+    begin = ct2_config.get("suppress_ids_begin", [])
+    tokenizer_json = files / "tokenizer.json"
+    if not tokenizer_json.exists():
+        raise SpecvoiceError(f"{files}: CTranslate2 folder has no tokenizer.json")
+    tokenizer = WhisperTokenizer.from_folder(files, fields["vocab_size"])
+    config = WhisperConfig(
+        **fields,
+        suppress_tokens=suppress,
+        begin_suppress_tokens=begin,
+        decoder_start_token_id=tokenizer.sot,
+        eos_token_id=tokenizer.eot,
+        pad_token_id=tokenizer.eot,
+        bos_token_id=tokenizer.eot,
+    )
+
+    def fill(staging: Path) -> None:
+        config.save_pretrained(staging)
+        save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        shutil.copy(tokenizer_json, staging / "tokenizer.json")
+        (staging / "specvoice.json").write_text(json.dumps({"suppress_tokens": suppress, "begin_suppress_tokens": begin}))
+
+    publish_folder(destination, fill)

@@ -40,7 +40,6 @@ BUILTIN_MODELS: dict[str, OfflinePackage] = {
         sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
     ),
 }
-DEFAULT_MODEL = "base"
 
 
 def _package_path(name: str, module: str, inner: str) -> Path:

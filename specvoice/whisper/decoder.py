@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.cache import StaticKVCache
-from ..models.loader import WhisperModel
+from .model import WhisperModel
 
 
 def quantized_int8(module: torch.nn.Module) -> torch.nn.Module:

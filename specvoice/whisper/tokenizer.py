@@ -54,25 +54,24 @@ class WhisperTokenizer:
         return self._special("<|translate|>")
 
     @cached_property
-    def sot_prev(self) -> int:
-        return self._special("<|startofprev|>")
-
-    @cached_property
     def blank(self) -> int:
         return self.backend.encode(" ", add_special_tokens=False).ids[0]
 
     def language_token(self, language: str) -> int:
-        if language not in LANGUAGES:
-            raise SpecvoiceError(f"unknown language {language!r}; use a code such as en, de, fr")
         return self.sot + 1 + LANGUAGES.index(language)
+
+    def require(self, language: str | None, task: str) -> None:
+        """Refuse what this vocabulary cannot express: another language or translation on an English-only model."""
+        if not self.multilingual and (language not in (None, "en") or task == "translate"):
+            raise SpecvoiceError("this model is English-only: --language other than en and --task translate need a "
+                                 "multilingual model")
 
     def prompt(self, language: str | None, task: str, timestamps: bool) -> list[int]:
         """The start-of-transcript sequence the decoder is conditioned on."""
+        self.require(language, task)
         tokens = [self.sot]
         if self.multilingual:
             tokens += [self.language_token(language or "en"), self.translate if task == "translate" else self.transcribe]
-        elif (language not in (None, "en")) or task == "translate":
-            raise SpecvoiceError("this model is English-only: --language other than en and --task translate need a multilingual model")
         if not timestamps:
             tokens.append(self.no_timestamps)
         return tokens

@@ -7,64 +7,38 @@ timestamp pairs, and move the window to the last complete segment's end.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE
-from .engine.decoder import Session
-from .engine.speculative import DecodeTask, greedy_decode
-from .engine.stats import DecodeStats
-from .errors import SpecvoiceError
-from .methods import SAMPLE_LEN, MethodOptions, build_drafter, same_vocabulary
-from .models.loader import WhisperModel
-from .whisper.decoder import WhisperDecoder
-from .whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_SAMPLES, log_mel
-from .whisper.rules import WhisperRules
-from .whisper.tokenizer import LANGUAGES
+from ..audio import SAMPLE_RATE
+from ..engine.decoder import Session
+from ..engine.drafter import NoDrafter
+from ..engine.speculative import greedy_decode
+from ..engine.stats import DecodeStats
+from ..options import DecodingOptions
+from ..transcript import Segment, Transcript
+from ..whisper.decoder import WhisperDecoder
+from ..whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_SAMPLES, log_mel
+from ..whisper.model import WhisperModel
+from ..whisper.tokenizer import LANGUAGES
+from .drafting import Drafting
 
 TIME_PER_TIMESTAMP = 0.02
 FRAMES_PER_TIMESTAMP = 2
 
 
-@dataclass
-class Segment:
-    start: float
-    end: float
-    text: str
-    tokens: list[int]
-
-
-@dataclass
-class Transcript:
-    text: str
-    segments: list[Segment]
-    language: str | None
-    duration: float
-    stats: DecodeStats
-    encoder_seconds: float = 0.0
-    decoder_seconds: float = 0.0
-    tokens: list[int] = field(default_factory=list)  # every decoded token, windows concatenated
-
-
 class Transcriber:
-    def __init__(self, target: WhisperModel, draft: WhisperModel | None, options: MethodOptions,
-                 language: str | None = None, task: str = "transcribe", timestamps: bool | None = None,
+    def __init__(self, target: WhisperModel, draft: WhisperModel | None, options: DecodingOptions,
                  approximate_draft: bool = True):
+        """`draft` is required by every method but ar, and ignored by ar."""
         self.target = target
-        self.draft = draft
         self.options = options
-        self.language = language
-        self.task = task
-        self.timestamps = timestamps
         self.target_decoder = WhisperDecoder(target)
-        self.draft_decoder = WhisperDecoder(draft, approximate=approximate_draft) if draft is not None else None
-        self.shared_vocabulary = draft is not None and same_vocabulary(target, draft)
-        if task not in ("transcribe", "translate"):
-            raise SpecvoiceError(f"unknown task {task!r}: use transcribe or translate")
-        target.tokenizer.prompt(language, task, False)  # rejects impossible language/task combinations early
+        # An English-only target refuses another language or translation here, before any audio is decoded.
+        target.tokenizer.require(options.language, options.task)
+        self.drafting = Drafting(options, target, draft, approximate_draft) if options.needs_draft else None
 
     def _detect_language(self) -> str:
         tokenizer = self.target.tokenizer
@@ -77,29 +51,26 @@ class Transcriber:
         began = time.perf_counter()
         features = log_mel(window, self.target.model.config.num_mel_bins)
         self.target_decoder.encode(features)
-        if self.draft_decoder is not None:
-            self.draft_decoder.encode(features if self.draft.model.config.num_mel_bins == features.shape[1]
-                                      else log_mel(window, self.draft.model.config.num_mel_bins), frames)
+        if self.drafting:
+            self.drafting.encode(window, features, frames)
         timing["encoder"] += time.perf_counter() - began
         began = time.perf_counter()
         if language is None and self.target.tokenizer.multilingual:
             with torch.inference_mode():
                 language = self._detect_language()
-        tokenizer = self.target.tokenizer
-        rules = WhisperRules(tokenizer, self.target.suppress_tokens, self.target.begin_suppress_tokens, timestamps)
-        task = DecodeTask(tokenizer.prompt(language, self.task, timestamps), rules, tokenizer.eot, SAMPLE_LEN)
-        drafter = build_drafter(self.options, self.target, self.draft, self.draft_decoder, language, self.task,
-                                timestamps, self.shared_vocabulary, audio_seconds=frames / FRAMES_PER_SECOND)
+        task = self.target.decode_task(language, self.options.task, timestamps)
+        drafter = self.drafting.drafter(language, timestamps, frames / FRAMES_PER_SECOND) if self.drafting \
+            else NoDrafter()
         tokens = greedy_decode(self.target_decoder, task, drafter, stats)
         timing["decoder"] += time.perf_counter() - began
         return tokens, language
 
     def transcribe(self, audio: np.ndarray, progress: Callable[[float], None] | None = None) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
-        timestamps = self.timestamps if self.timestamps is not None else duration > 30.0
+        timestamps = self.options.timestamps if self.options.timestamps is not None else duration > 30.0
         stats, timing = DecodeStats(), {"encoder": 0.0, "decoder": 0.0}
         tokenizer = self.target.tokenizer
-        language = self.language
+        language = self.options.language
         segments: list[Segment] = []
         all_tokens: list[int] = []
         total_frames = len(audio) // HOP

@@ -1,16 +1,36 @@
-"""Transcript files: txt, srt, vtt, json. Each is written to a temporary file and renamed into place, so
-an interrupted run never leaves a half-written file that looks complete."""
+"""What a speech pipeline produces (timed segments and their tokens) and its files: txt, srt, vtt, json.
+Each file is written atomically (files.write_atomic), so an interrupted run never leaves half of one."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .transcribe import Transcript
+from .engine.stats import DecodeStats
+from .files import write_atomic
 
 FORMATS = ("txt", "srt", "vtt", "json")
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+
+
+@dataclass
+class Transcript:
+    text: str
+    segments: list[Segment]
+    language: str | None
+    duration: float
+    stats: DecodeStats
+    encoder_seconds: float = 0.0
+    decoder_seconds: float = 0.0
+    tokens: list[int] = field(default_factory=list)  # every decoded token, windows concatenated
 
 
 def _clock(seconds: float, decimal: str) -> str:
@@ -51,25 +71,6 @@ def render_json(t: Transcript, extra: dict | None = None) -> str:
 
 
 RENDERERS = {"txt": render_txt, "srt": render_srt, "vtt": render_vtt, "json": render_json}
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def write_outputs(t: Transcript, stem: Path, formats: list[str], extra: dict | None = None) -> list[Path]:

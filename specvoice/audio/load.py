@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecvoiceError
+from ..errors import SpecvoiceError
 
 SAMPLE_RATE = 16000
 

@@ -1,0 +1,136 @@
+"""Every user-facing choice of the speech pipelines, with its default and its help text, defined once.
+
+After openai/whisper's `DecodingOptions`: the command line, the pipelines, the bench and the tests all
+build their settings from these dataclasses, and they are validated here, once, when built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .engine.drafter import DraftPolicy
+from .errors import SpecvoiceError
+from .whisper.tokenizer import LANGUAGES
+
+METHODS = {
+    "ar": "plain greedy decoding with the target alone (the reference output)",
+    "spec": "vanilla speculative decoding: the draft proposes --draft-len tokens, the target verifies",
+    "specasr": "SpecASR: adaptive draft length, draft recycling, two-pass sparse token tree",
+    "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
+}
+TASKS = ("transcribe", "translate")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+DEFAULT_DRAFT = "tiny.en"
+
+
+def option(default: Any, help: str, **limits: float) -> Any:
+    """A dataclass field that also carries its help text and numeric limits (min, max) for the CLI."""
+    return field(default=default, metadata={"help": help, **limits})
+
+
+def describe(cls: type, name: str) -> dict:
+    """The help text and limits of one option."""
+    return dict(next(f for f in fields(cls) if f.name == name).metadata)
+
+
+def _check_limits(options: object) -> None:
+    for f in fields(options):
+        value = getattr(options, f.name)
+        low, high = f.metadata.get("min"), f.metadata.get("max")
+        if value is None or isinstance(value, bool):
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise SpecvoiceError(f"--{f.name.replace('_', '-')} {value}: must be {bounds}")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which weights run, and where."""
+
+    model: str = option("base", "Target model: built-in name (base, tiny.en), local folder (transformers or "
+                                "CTranslate2), or hub id.")
+    draft: str | None = option(None, f"Draft model for spec/specasr/dllm (default {DEFAULT_DRAFT}). Other "
+                                     "vocabularies are bridged through text.")
+    device: str = option("auto", "Where to run: auto (CUDA when available), cpu or cuda.")
+    dtype: str = option("auto", "Weights precision (auto: float32 on CPU, float16 on CUDA).")
+    threads: int | None = option(None, "CPU threads for PyTorch (and for faster-whisper in the bench).", min=1)
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise SpecvoiceError(f"unknown device {self.device!r}: choose from {', '.join(DEVICES)}")
+        if self.dtype not in DTYPES:
+            raise SpecvoiceError(f"unknown dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
+        _check_limits(self)
+
+    def placement(self):
+        """(device name, torch dtype) to load the models with; fails where the device is not there."""
+        import torch
+
+        name = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        if name == "cuda" and not torch.cuda.is_available():
+            raise SpecvoiceError("--device cuda: no CUDA GPU is available to this PyTorch build")
+        if self.dtype == "auto":
+            return name, torch.float16 if name == "cuda" else torch.float32
+        if name == "cpu" and self.dtype == "float16":
+            raise SpecvoiceError("--dtype float16 is not supported on the CPU; use float32 or bfloat16")
+        return name, getattr(torch, self.dtype)
+
+    def draft_for(self, method: str) -> str | None:
+        """The draft a method runs with: the one asked for, or the default where the method needs one."""
+        if method == "ar":
+            if self.draft is not None:
+                raise SpecvoiceError("--draft needs --method spec, specasr or dllm")
+            return None
+        return self.draft or DEFAULT_DRAFT
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How one transcript is decoded."""
+
+    method: str = option("specasr", "ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree; "
+                                    "dllm: parallel refinement of the draft's transcript. All give identical text.")
+    language: str | None = option(None, "Spoken language code (multilingual models); detected when omitted.")
+    task: str = option("transcribe", "transcribe, or translate to English (multilingual models).")
+    timestamps: bool | None = option(None, "Decode segment timestamps (default: on for audio over 30 s and for "
+                                           "srt/vtt output).")
+    draft_len: int = option(5, "spec: tokens per draft.", min=1, max=64)
+    max_draft: int = option(24, "specasr: longest draft.", min=1, max=64)
+    confidence: float = option(0.4, "specasr: a draft ends after a token the draft is less sure of than this.",
+                               min=0.0, max=1.0)
+    recycle: bool = option(True, "specasr: reuse rejected draft tails.")
+    tree_positions: int = option(2, "specasr: least-confident positions that get alternative branches "
+                                    "(0: no tree).", min=0, max=16)
+    tree_alternatives: int = option(1, "specasr: next-best tokens added at each branching position.", min=1, max=8)
+    tree_below: float = option(0.6, "specasr: only positions the draft is less sure of than this branch.",
+                               min=0.0, max=1.0)
+    branch_successor: bool = option(True, "specasr: give every alternative its greedy successor (one draft pass).")
+    realign_window: int = option(3, "specasr: how far ahead in a rejected tail a new draft token may re-align.",
+                                 min=1, max=16)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
+        if self.task not in TASKS:
+            raise SpecvoiceError(f"unknown task {self.task!r}: use transcribe or translate")
+        if self.language is not None and self.language not in LANGUAGES:
+            raise SpecvoiceError(f"unknown language {self.language!r}; use a code such as en, de, fr")
+        _check_limits(self)
+
+    @property
+    def needs_draft(self) -> bool:
+        return self.method != "ar"
+
+    def draft_policy(self) -> DraftPolicy:
+        """How the draft model drafts: spec's fixed-length chain, or specasr's (which dllm falls back on)."""
+        if self.method == "spec":
+            return DraftPolicy(max_tokens=self.draft_len, confidence=0.0, recycle=False, tree_positions=0,
+                               tree_alternatives=self.tree_alternatives, tree_below=self.tree_below,
+                               branch_successor=False, realign_window=self.realign_window, adaptive_cap=False)
+        return DraftPolicy(max_tokens=self.max_draft, confidence=self.confidence, recycle=self.recycle,
+                           tree_positions=self.tree_positions, tree_alternatives=self.tree_alternatives,
+                           tree_below=self.tree_below, branch_successor=self.branch_successor,
+                           realign_window=self.realign_window, adaptive_cap=True)

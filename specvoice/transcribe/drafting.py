@@ -1,0 +1,74 @@
+"""How each --method drafts for the shared engine: what holds for every window is decided once per
+draft/target pair, and each window gets a fresh drafter (drafters keep per-window state)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..engine.bridge import BridgedDrafter
+from ..engine.drafter import Drafter, ModelDrafter
+from ..engine.prior import PriorRefiner
+from ..engine.speculative import greedy_decode
+from ..engine.stats import DecodeStats
+from ..errors import SpecvoiceError
+from ..options import DecodingOptions
+from ..whisper.decoder import WhisperDecoder
+from ..whisper.features import log_mel
+from ..whisper.model import WhisperModel
+from ..whisper.tokenizer import token_translator
+
+PRIOR_TOKENS_PER_SECOND = 8  # fast read speech is ~4 words (~6 tokens with punctuation) a second
+
+
+def _unchanged(tokens: list[int]) -> list[int]:
+    return tokens
+
+
+class Drafting:
+    """A draft model working for a target under one method."""
+
+    def __init__(self, options: DecodingOptions, target: WhisperModel, draft: WhisperModel, approximate: bool = True):
+        """approximate=True: int8 weights on the CPU and an encoder that sees only the audio (see WhisperDecoder)."""
+        self.options = options
+        self.draft = draft
+        self.target_stop = target.tokenizer.eot
+        self.decoder = WhisperDecoder(draft, approximate=approximate)
+        # Comparing two ~51k-entry vocabularies costs ~0.1 s: decided here, once per pair.
+        self.shared = target.shares_vocabulary(draft)
+        self.to_target = _unchanged if self.shared else token_translator(draft.tokenizer, target.tokenizer)
+        self.to_draft = _unchanged if self.shared else token_translator(target.tokenizer, draft.tokenizer)
+
+    def encode(self, window: np.ndarray, target_features: torch.Tensor, frames: int) -> None:
+        """The draft's view of a window (`frames` mel frames of real audio)."""
+        mels = self.draft.model.config.num_mel_bins
+        features = target_features if mels == target_features.shape[1] else log_mel(window, mels)
+        self.decoder.encode(features, frames)
+
+    def drafter(self, language: str | None, timestamps: bool, audio_seconds: float) -> Drafter:
+        """A fresh drafter for one window in `language`."""
+        tokenizer, task = self.draft.tokenizer, self.options.task
+        if not self.shared and not tokenizer.multilingual and (language != "en" or task == "translate"):
+            what = "translation" if task == "translate" else f"language {language!r}"
+            raise SpecvoiceError(f"draft {self.draft.name!r} is English-only and cannot draft {what}; pass --language en "
+                                 "or a multilingual draft")
+        setup = self.draft.decode_task(language if tokenizer.multilingual else None, task, timestamps)
+        model_drafter = ModelDrafter(self.decoder, setup.rules, setup.stop_token, self.options.draft_policy())
+        drafter = model_drafter if self.shared else BridgedDrafter(model_drafter, setup.prompt, self.to_draft,
+                                                                   self.to_target)
+        if self.options.method != "dllm":
+            return drafter
+        # A prior longer than any plausible speech rate is a hallucination loop: stop it early.
+        prior_setup = replace(setup, max_new_tokens=min(setup.max_new_tokens,
+                                                        int(PRIOR_TOKENS_PER_SECOND * audio_seconds) + 8))
+
+        def draft_transcript(stats: DecodeStats) -> list[int]:
+            """The prior: the draft's own greedy transcript, in the target's tokens."""
+            prior_stats = DecodeStats()
+            tokens = greedy_decode(self.decoder, prior_setup, stats=prior_stats)
+            stats.draft_passes += prior_stats.target_passes
+            return self.to_target(tokens)
+
+        return PriorRefiner(draft_transcript, self.target_stop, fallback=drafter)

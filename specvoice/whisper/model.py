@@ -1,0 +1,80 @@
+"""A loaded Whisper checkpoint and what decoding needs to know about it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..engine.speculative import DecodeTask
+from ..errors import SpecvoiceError
+from .rules import WhisperRules
+from .tokenizer import WhisperTokenizer
+
+
+@dataclass(eq=False)
+class WhisperModel:
+    name: str
+    model: torch.nn.Module  # transformers WhisperForConditionalGeneration
+    tokenizer: WhisperTokenizer
+    suppress_tokens: tuple[int, ...]
+    begin_suppress_tokens: tuple[int, ...]
+    _tasks: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_folder(cls, name: str, folder: Path, device: str | torch.device = "cpu",
+                    dtype: torch.dtype = torch.float32) -> "WhisperModel":
+        """Load a transformers-format Whisper folder (config.json, weights, tokenizer)."""
+        from transformers import WhisperForConditionalGeneration
+
+        try:
+            model = WhisperForConditionalGeneration.from_pretrained(str(folder), dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise SpecvoiceError(f"{folder}: could not load Whisper weights ({(str(exc).splitlines() or [''])[0]})") from None
+        model = model.to(device).eval()
+        tokenizer = WhisperTokenizer.from_folder(folder, model.config.vocab_size)
+        suppress, begin = _suppression(folder, model.config)
+        return cls(name, model, tokenizer, suppress, begin)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def sample_len(self) -> int:
+        """New tokens allowed per 30 s window: half the text context, as openai/whisper (224 for every size)."""
+        return self.model.config.max_target_positions // 2
+
+    def shares_vocabulary(self, other: "WhisperModel") -> bool:
+        """Same tokens with the same ids; compares two ~51k-entry vocabularies, so decide it once per pair."""
+        return self.model.config.vocab_size == other.model.config.vocab_size and \
+            self.tokenizer.backend.get_vocab() == other.tokenizer.backend.get_vocab()
+
+    def decode_task(self, language: str | None, task: str, timestamps: bool) -> DecodeTask:
+        """Prompt, logit rules and limits for one decoding setup, built once and reused for every window."""
+        key = (language, task, timestamps)
+        if key not in self._tasks:
+            rules = WhisperRules(self.tokenizer, self.suppress_tokens, self.begin_suppress_tokens, timestamps)
+            self._tasks[key] = DecodeTask(self.tokenizer.prompt(language, task, timestamps), rules,
+                                          self.tokenizer.eot, self.sample_len)
+        return self._tasks[key]
+
+
+def _suppression(folder: Path, config) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Tokens Whisper never emits, and those it never emits first: specvoice's own record (written when a
+    CTranslate2 folder is converted), else generation_config.json, else config.json."""
+    own = folder / "specvoice.json"
+    if own.exists():
+        data = json.loads(own.read_text())
+        return tuple(data["suppress_tokens"]), tuple(data["begin_suppress_tokens"])
+    generation_path = folder / "generation_config.json"
+    generation = json.loads(generation_path.read_text()) if generation_path.exists() else {}
+    suppress = generation.get("suppress_tokens") or getattr(config, "suppress_tokens", None) or []
+    begin = generation.get("begin_suppress_tokens") or getattr(config, "begin_suppress_tokens", None) or []
+    return tuple(suppress), tuple(begin)
