@@ -4,6 +4,7 @@ draft/target pair, and each window gets a fresh drafter (drafters keep per-windo
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -47,14 +48,16 @@ class Drafting:
         features = target_features if mels == target_features.shape[1] else log_mel(window, mels)
         self.decoder.encode(features, frames)
 
-    def drafter(self, language: str | None, timestamps: bool, audio_seconds: float) -> Drafter:
-        """A fresh drafter for one window in `language`."""
+    def drafter(self, language: str | None, timestamps: bool, audio_seconds: float,
+                previous: Sequence[int] = ()) -> Drafter:
+        """A fresh drafter for one window in `language`, conditioned like the target on `previous` (target tokens)."""
         tokenizer, task = self.draft.tokenizer, self.options.task
         if not self.shared and not tokenizer.multilingual and (language != "en" or task == "translate"):
             what = "translation" if task == "translate" else f"language {language!r}"
             raise SpecvoiceError(f"draft {self.draft.name!r} is English-only and cannot draft {what}; pass --language en "
                                  "or a multilingual draft")
-        setup = self.draft.decode_task(language if tokenizer.multilingual else None, task, timestamps)
+        setup = self.draft.decode_task(language if tokenizer.multilingual else None, task, timestamps,
+                                       self.to_draft(list(previous)))
         model_drafter = ModelDrafter(self.decoder, setup.rules, setup.stop_token, self.options.draft_policy())
         drafter = model_drafter if self.shared else BridgedDrafter(model_drafter, setup.prompt, self.to_draft,
                                                                    self.to_target)

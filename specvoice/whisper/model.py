@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -56,14 +57,23 @@ class WhisperModel:
         return self.model.config.vocab_size == other.model.config.vocab_size and \
             self.tokenizer.backend.get_vocab() == other.tokenizer.backend.get_vocab()
 
-    def decode_task(self, language: str | None, task: str, timestamps: bool) -> DecodeTask:
-        """Prompt, logit rules and limits for one decoding setup, built once and reused for every window."""
+    def decode_task(self, language: str | None, task: str, timestamps: bool,
+                    previous: Sequence[int] = ()) -> DecodeTask:
+        """Prompt, logit rules and limits for one decoding setup (built once and reused for every window).
+
+        `previous`: tokens of earlier text to condition on (openai/whisper's prompt: <|startofprev|> and at most
+        the last sample_len - 1 of them before the start-of-transcript sequence).
+        """
         key = (language, task, timestamps)
         if key not in self._tasks:
             rules = WhisperRules(self.tokenizer, self.suppress_tokens, self.begin_suppress_tokens, timestamps)
             self._tasks[key] = DecodeTask(self.tokenizer.prompt(language, task, timestamps), rules,
                                           self.tokenizer.eot, self.sample_len)
-        return self._tasks[key]
+        setup = self._tasks[key]
+        if not previous:
+            return setup
+        context = [self.tokenizer.sot_prev, *list(previous)[-(self.sample_len - 1):]]
+        return replace(setup, prompt=context + setup.prompt)
 
 
 def _suppression(folder: Path, config) -> tuple[tuple[int, ...], tuple[int, ...]]:

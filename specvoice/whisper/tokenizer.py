@@ -54,6 +54,10 @@ class WhisperTokenizer:
         return self._special("<|translate|>")
 
     @cached_property
+    def sot_prev(self) -> int:
+        return self._special("<|startofprev|>")
+
+    @cached_property
     def blank(self) -> int:
         return self.backend.encode(" ", add_special_tokens=False).ids[0]
 
