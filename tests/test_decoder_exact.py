@@ -23,7 +23,7 @@ def test_greedy_tokens_equal_transformers_generate(seed):
     decoder = WhisperDecoder(model)
     decoder.encode(audio)
     rules = WhisperRules(TOKENS, model.suppress_tokens, model.begin_suppress_tokens, timestamps=False)
-    assert greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, 30)) == expected
+    assert greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, 30)).tokens == expected
 
 
 def test_logits_match_transformers_forward():
@@ -50,3 +50,31 @@ def test_rewind_reuses_cache_without_recomputing():
         keep = session.rewind_to([TOKENS.sot, 3, 9, 50])
         assert keep == 3 and list(session.tokens) == [TOKENS.sot, 3, 9]
         torch.testing.assert_close(session.feed([27]), reference[-1:])
+
+
+@pytest.mark.parametrize("drafted", [False, True])
+def test_log_probability_and_watched_logits_match_a_plain_forward(drafted):
+    """The sum of log-probabilities (under the rules) of what greedy emits, and raw logits at a prompt position,
+    as transformers' forward over the whole sequence gives them; a draft changes neither."""
+    from specvoice.engine.drafter import ModelDrafter
+    from conftest import draft_policy
+
+    model = bundle(tiny_whisper(5))
+    audio = features(5)
+    prompt = [TOKENS.sot, TOKENS.no_timestamps]
+    rules = WhisperRules(TOKENS, model.suppress_tokens, model.begin_suppress_tokens, timestamps=False)
+    decoder = WhisperDecoder(model)
+    decoder.encode(audio)
+    drafter = None
+    if drafted:
+        draft_decoder = WhisperDecoder(model)
+        draft_decoder.encode(audio)
+        drafter = ModelDrafter(draft_decoder, rules, TOKENS.eot, draft_policy(max_tokens=5))
+    result = greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, 20, watch=0), drafter)
+    with torch.no_grad():
+        logits = model.model(input_features=audio, decoder_input_ids=torch.tensor([prompt + result.tokens])).logits[0]
+    history = [result.tokens[:i] for i in range(len(result.tokens))]
+    ruled = rules(logits[len(prompt) - 1: -1].clone(), history)
+    expected = torch.log_softmax(ruled, dim=-1)[range(len(result.tokens)), result.tokens].sum()
+    assert result.logprob == pytest.approx(float(expected), abs=1e-3)
+    torch.testing.assert_close(result.watched, logits[0], rtol=1e-4, atol=1e-4)

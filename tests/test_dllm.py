@@ -24,7 +24,7 @@ def refine(target, prior, timestamps, eot_boost, max_new, audio_seed, **knobs):
     fallback = ModelDrafter(draft_decoder, rules, TOKENS.eot, draft_policy(max_tokens=6, recycle=True))
     refiner = PriorRefiner(lambda stats: list(prior), TOKENS.eot, fallback, **knobs)
     stats = DecodeStats()
-    tokens = greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, max_new), refiner, stats)
+    tokens = greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, max_new), refiner, stats).tokens
     return tokens, stats, refiner
 
 

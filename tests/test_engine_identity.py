@@ -39,7 +39,7 @@ def decode(target, draft, policy: DraftPolicy | None, timestamps: bool, eot_boos
         draft_decoder = WhisperDecoder(draft, approximate=approximate)
         draft_decoder.encode(audio, frames=audio.shape[-1] // 2)
         drafter = ModelDrafter(draft_decoder, rules_for(draft, timestamps, eot_boost), TOKENS.eot, policy)
-    return greedy_decode(target_decoder, task, drafter, stats), stats
+    return greedy_decode(target_decoder, task, drafter, stats).tokens, stats
 
 
 policies = st.builds(
@@ -128,6 +128,6 @@ def test_winning_branch_is_compacted_into_place():
     decoder.encode(features(9))
     task = DecodeTask([TOKENS.sot, TOKENS.no_timestamps], rules_for(target, False, 0.0), TOKENS.eot, 40)
     stats = DecodeStats()
-    got = greedy_decode(decoder, task, OracleBehindDecoy(expected, 2, 6), stats)
+    got = greedy_decode(decoder, task, OracleBehindDecoy(expected, 2, 6), stats).tokens
     assert got == expected
     assert stats.target_passes == -(-len(expected) // 7)  # 6 accepted + 1 own token per pass

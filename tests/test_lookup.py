@@ -21,7 +21,7 @@ def decode_with(target, drafter, max_new, audio_seed, eot_boost=0.0):
     decoder.encode(features(audio_seed))
     stats = DecodeStats()
     task = DecodeTask(PROMPT, rules_for(target, False, eot_boost), TOKENS.eot, max_new)
-    return greedy_decode(decoder, task, drafter, stats), stats
+    return greedy_decode(decoder, task, drafter, stats).tokens, stats
 
 
 @settings(max_examples=40, deadline=None)

@@ -101,18 +101,17 @@ class Session:
         return keep
 
     def verify(self, tree: TokenTree) -> torch.Tensor:
-        """Score a token tree hung after the cached tokens in one pass: logits [n, vocab] from its root on.
+        """Score a token tree hung after the cached tokens in one pass: logits [n, vocab], one row per node.
 
         The tree's keys/values go to the slots after the cached ones; nothing is committed until `accept`.
         """
         start, device = len(self._tokens), self.decoder.device
-        logits = self.decoder.forward(
+        return self.decoder.forward(
             torch.tensor(tree.tokens, device=device),
             torch.tensor(tree.depths, device=device) + start,
             torch.arange(start, start + len(tree), device=device),
             tree.visibility(start, device),
         )
-        return logits[tree.root:]
 
     def accept(self, tree: TokenTree, nodes: list[int]) -> None:
         """Keep the verified tree's stem and its accepted nodes (a root path): a winning side branch's

@@ -22,17 +22,26 @@ class DecodeTask:
     rules: LogitRules
     stop_token: int
     max_new_tokens: int
+    watch: int | None = None  # a prompt position whose raw logits the caller wants too (e.g. Whisper's no-speech)
+
+
+@dataclass
+class Decoded:
+    tokens: list[int]  # emitted after the prompt, the stop token included when reached
+    logprob: float  # the sum of the target's log-probabilities of those tokens, under the logit rules
+    watched: torch.Tensor | None = None  # raw logits [vocab] at task.watch
 
 
 @torch.inference_mode()
 def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | None = None,
-                  stats: DecodeStats | None = None) -> list[int]:
-    """Tokens the target emits after the prompt (stop token included when reached)."""
+                  stats: DecodeStats | None = None) -> Decoded:
+    """What the target emits after the prompt, greedily; the drafter only changes how fast."""
     drafter = drafter or NoDrafter()
     stats = stats if stats is not None else DecodeStats()
     session = Session(target)
     sequence = list(task.prompt)
     sampled_from = len(task.prompt)
+    logprob, watched = 0.0, None
     while True:
         generated = len(sequence) - sampled_from
         room = min(task.max_new_tokens - generated - 1, target.max_slots - len(sequence))
@@ -40,9 +49,14 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
         # The stem: committed tokens not cached yet (the prompt at first, then the target's last own token).
         tree = TokenTree.build(sequence[len(session):], candidates, max_nodes=target.max_slots - len(session))
         logits = session.verify(tree)
+        if task.watch is not None and watched is None:  # the first pass holds the whole prompt
+            watched = logits[task.watch].clone()
         histories = [sequence[sampled_from:] + tree.path_tokens(node) for node in range(tree.root, len(tree))]
-        predictions = task.rules(logits, histories).argmax(dim=-1).tolist()
+        ruled = task.rules(logits[tree.root:], histories)
+        predictions = ruled.argmax(dim=-1).tolist()
         nodes, emitted = tree.accept(predictions, task.stop_token)
+        path = [0] + [node - tree.root for node in nodes]  # the rows that predicted each emitted token
+        logprob += float(torch.log_softmax(ruled[path], dim=-1)[range(len(path)), emitted].sum())
         drafter.observe(tree, predictions, nodes)
         session.accept(tree, nodes)
         sequence.extend(emitted)
@@ -51,4 +65,4 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
         stats.accepted += len(nodes)
         stats.tokens += len(emitted)
         if emitted[-1] == task.stop_token or len(sequence) - sampled_from >= task.max_new_tokens:
-            return sequence[sampled_from:]
+            return Decoded(sequence[sampled_from:], logprob, watched)

@@ -70,7 +70,7 @@ class Drafting:
         def draft_transcript(stats: DecodeStats) -> list[int]:
             """The prior: the draft's own greedy transcript, in the target's tokens."""
             prior_stats = DecodeStats()
-            tokens = greedy_decode(self.decoder, prior_setup, stats=prior_stats)
+            tokens = greedy_decode(self.decoder, prior_setup, stats=prior_stats).tokens
             stats.draft_passes += prior_stats.target_passes
             return self.to_target(tokens)
 

@@ -61,7 +61,7 @@ class Transcriber:
         task = self.target.decode_task(language, self.options.task, timestamps)
         drafter = self.drafting.drafter(language, timestamps, frames / FRAMES_PER_SECOND) if self.drafting \
             else NoDrafter()
-        tokens = greedy_decode(self.target_decoder, task, drafter, stats)
+        tokens = greedy_decode(self.target_decoder, task, drafter, stats).tokens
         timing["decoder"] += time.perf_counter() - began
         return tokens, language
 
