@@ -112,7 +112,7 @@ def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) 
 
 
 def _load_models(models: ModelOptions, draft: Optional[str]):
-    """Target and optional draft, quietly loaded where `models` says; also the device name and dtype."""
+    """Target and optional draft, quietly loaded where `models` says; also where and how they run."""
     import torch
     import transformers
 
@@ -122,15 +122,30 @@ def _load_models(models: ModelOptions, draft: Optional[str]):
     transformers.utils.logging.set_verbosity_error()
     if models.threads:
         torch.set_num_threads(models.threads)
-    device_name, torch_dtype = models.placement()
-    target = load_whisper(models.model, device_name, torch_dtype)
-    return target, (load_whisper(draft, device_name, torch_dtype) if draft else None), device_name, torch_dtype
+    placement = models.placement()
+    target = load_whisper(models.model, placement.device, placement.dtype, placement.int8)
+    # The draft's own precision is its decoder's business (int8 on the CPU: its errors cost only speed).
+    return target, (load_whisper(draft, placement.device, placement.dtype) if draft else None), placement
+
+
+def _load_targets(precisions: list[ModelOptions], draft: Optional[str]):
+    """The target at each precision (weights loaded once where the precisions share them) and the draft."""
+    from dataclasses import replace
+
+    target, draft_model, placement = _load_models(precisions[0], draft)
+    targets = {placement.label: target}
+    for models in precisions[1:]:
+        other = models.placement()
+        same_weights = (other.device, other.dtype) == (placement.device, placement.dtype)
+        targets[other.label] = replace(target, int8=other.int8, _tasks={}) if same_weights else \
+            _load_models(models, None)[0]
+    return targets, draft_model
 
 
 def _transcriber(models: ModelOptions, draft: Optional[str], options: DecodingOptions):
     from .transcribe import Transcriber
 
-    target, draft_model, _, _ = _load_models(models, draft)
+    target, draft_model, _ = _load_models(models, draft)
     return Transcriber(target, draft_model, options)
 
 
@@ -168,13 +183,13 @@ def bench(
     model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
     draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model for the methods that need one and for transformers' assisted generation.")] = DEFAULT_DRAFT,
     methods: Annotated[str, typer.Option(help="Comma-separated methods, or all; ar is always measured, as the reference.")] = "all",
-    peers: Annotated[str, typer.Option(help="Comma-separated peers (transformers, faster-whisper), all, or none.")] = "all",
+    peers: Annotated[str, typer.Option(help="Comma-separated peers: transformers, faster-whisper-int8, faster-whisper-float32 (faster-whisper: both), all, or none.")] = "all",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Measure only the first N usable clips.")] = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where results.json, results.md and chart.png go.")] = Path("bench-out"),
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs of each method before measuring.")] = 1,
     repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each method per clip, each paired with a run of ar.")] = 1,
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
-    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    dtypes: Annotated[str, typer.Option(help="Comma-separated precisions (as --dtype of transcribe) to measure every method at; the first one's ar is the reference.")] = ModelOptions.dtype,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
 ):
     """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token."""
@@ -184,7 +199,8 @@ def bench(
     from .bench.report import print_table, write_reports
     from .bench.suite import contestants, method_names, peer_names, run_bench
 
-    models = ModelOptions(model=model, draft=draft, device=device.value, dtype=dtype.value, threads=threads)
+    precisions = [ModelOptions(model=model, draft=draft, device=device.value, dtype=name.strip(), threads=threads)
+                  for name in dtypes.split(",") if name.strip()]
     method_list, peer_list = method_names(methods), peer_names(peers)
     clips, skipped = read_manifest(manifest, limit)
     for line in skipped:
@@ -192,13 +208,14 @@ def bench(
     if not clips:
         raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
     needs_draft = "transformers" in peer_list or any(DecodingOptions(m).needs_draft for m in method_list)
-    target, draft_model, device_name, torch_dtype = _load_models(models, draft if needs_draft else None)
-    chosen, notes = contestants(method_list, peer_list, target, draft_model, model)
+    targets, draft_model = _load_targets(precisions, draft if needs_draft else None)
+    chosen, notes = contestants(method_list, peer_list, targets, draft_model, model)
     for note in notes:
         stderr.print(f"note: {note}", markup=False)
+    first = next(iter(targets.values()))
     settings = {"manifest": str(manifest), "model": model, "draft": draft if needs_draft else None,
-                "methods": method_list, "peers": peer_list, "limit": limit, "device": device_name}
-    results = run_bench(clips, chosen, device=target.device, dtype=torch_dtype, warmup=warmup, repeat=repeat,
+                "methods": method_list, "peers": peer_list, "limit": limit, "device": first.device.type}
+    results = run_bench(clips, chosen, device=first.device, precisions=list(targets), warmup=warmup, repeat=repeat,
                         command=shlex.join(["specvoice", *sys.argv[1:]]), settings=settings, notes=notes,
                         skipped_lines=skipped)
     print_table(Console(highlight=False, width=None if sys.stdout.isatty() else 200), results)  # a file gets the whole table

@@ -7,7 +7,7 @@ build their settings from these dataclasses, and they are validated here, once, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from .engine.drafter import DraftPolicy
 from .errors import SpecvoiceError
@@ -21,7 +21,7 @@ METHODS = {
 }
 TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+DTYPES = ("auto", "int8", "float32", "float16", "bfloat16")
 DEFAULT_DRAFT = "tiny.en"
 
 
@@ -46,6 +46,13 @@ def _check_limits(options: object) -> None:
             raise SpecvoiceError(f"--{f.name.replace('_', '-')} {value}: must be {bounds}")
 
 
+class Placement(NamedTuple):
+    device: str
+    dtype: Any  # torch.dtype of the weights as loaded (float32 for int8: quantised when the decoder is built)
+    int8: bool
+    label: str  # the precision's name: int8, float32, ...
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """Which weights run, and where."""
@@ -55,7 +62,8 @@ class ModelOptions:
     draft: str | None = option(None, f"Draft model for spec/specasr/dllm (default {DEFAULT_DRAFT}). Other "
                                      "vocabularies are bridged through text.")
     device: str = option("auto", "Where to run: auto (CUDA when available), cpu or cuda.")
-    dtype: str = option("auto", "Weights precision (auto: float32 on CPU, float16 on CUDA).")
+    dtype: str = option("auto", "Precision (auto: int8 on CPU, float16 on CUDA). int8 (CPU): the target's linear "
+                                "layers in int8 with per-row scales, exactly the same for every method.")
     threads: int | None = option(None, "CPU threads for PyTorch (and for faster-whisper in the bench).", min=1)
 
     def __post_init__(self):
@@ -65,18 +73,19 @@ class ModelOptions:
             raise SpecvoiceError(f"unknown dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
         _check_limits(self)
 
-    def placement(self):
-        """(device name, torch dtype) to load the models with; fails where the device is not there."""
+    def placement(self) -> "Placement":
+        """Where and in which precision the models run; fails where the device is not there."""
         import torch
 
         name = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
         if name == "cuda" and not torch.cuda.is_available():
             raise SpecvoiceError("--device cuda: no CUDA GPU is available to this PyTorch build")
-        if self.dtype == "auto":
-            return name, torch.float16 if name == "cuda" else torch.float32
-        if name == "cpu" and self.dtype == "float16":
-            raise SpecvoiceError("--dtype float16 is not supported on the CPU; use float32 or bfloat16")
-        return name, getattr(torch, self.dtype)
+        dtype = ("float16" if name == "cuda" else "int8") if self.dtype == "auto" else self.dtype
+        if name == "cpu" and dtype == "float16":
+            raise SpecvoiceError("--dtype float16 is not supported on the CPU; use int8, float32 or bfloat16")
+        if name == "cuda" and dtype == "int8":
+            raise SpecvoiceError("--dtype int8 runs on the CPU only; use float16 on CUDA")
+        return Placement(name, torch.float32 if dtype == "int8" else getattr(torch, dtype), dtype == "int8", dtype)
 
     def draft_for(self, method: str) -> str | None:
         """The draft a method runs with: the one asked for, or the default where the method needs one."""

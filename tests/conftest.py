@@ -20,14 +20,15 @@ VOCAB = 96
 TOKENS = types.SimpleNamespace(eot=80, sot=81, no_timestamps=82, timestamp_begin=83)  # 13 timestamps: 83..95
 
 
-def tiny_whisper(seed: int, vocab: int = VOCAB, d_model: int = 32, layers: int = 2, positions: int = 64):
+def tiny_whisper(seed: int, vocab: int = VOCAB, d_model: int = 32, layers: int = 2, positions: int = 64,
+                 heads: int = 4, frames: int = 20):
     """A randomly initialised WhisperForConditionalGeneration small enough to run hundreds of decodes."""
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     torch.manual_seed(seed)
     config = WhisperConfig(vocab_size=vocab, d_model=d_model, encoder_layers=layers, decoder_layers=layers,
-                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model,
-                           decoder_ffn_dim=2 * d_model, num_mel_bins=8, max_source_positions=20,
+                           encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=2 * d_model,
+                           decoder_ffn_dim=2 * d_model, num_mel_bins=8, max_source_positions=frames,
                            max_target_positions=positions, decoder_start_token_id=TOKENS.sot, init_std=0.2,
                            eos_token_id=TOKENS.eot, pad_token_id=TOKENS.eot, bos_token_id=TOKENS.eot)
     # init_std 0.2 (not 0.02) gives peaked attention: the next token really depends on earlier ones
@@ -47,9 +48,9 @@ def perturbed(model, seed: int, scale: float):
     return twin
 
 
-def bundle(model, tokenizer=TOKENS) -> WhisperModel:
+def bundle(model, tokenizer=TOKENS, int8: bool = False) -> WhisperModel:
     """Suppress two text tokens always and token 0 (the 'blank') at the start, as real Whisper configs do."""
-    return WhisperModel("tiny-random", model, tokenizer, (1, 2), (0, TOKENS.eot))
+    return WhisperModel("tiny-random", model, tokenizer, (1, 2), (0, TOKENS.eot), int8)
 
 
 def draft_policy(**changes) -> DraftPolicy:

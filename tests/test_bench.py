@@ -38,8 +38,9 @@ class FakeContestant:
     """Takes `seconds_per_audio_second` per second of audio and logs its calls, so metrics can be predicted."""
 
     def __init__(self, name, log, seconds_per_audio_second, text="hello world", tokens=(1, 2), passes=2,
-                 identical_by=TOKENS, longest=None, peer=False):
+                 identical_by=TOKENS, longest=None, peer=False, identical_to=None):
         self.name, self.log, self.rate, self.peer = name, log, seconds_per_audio_second, peer
+        self.identical_to = identical_to
         self.text, self.tokens, self.passes = text, list(tokens), passes
         self.identical_by, self.longest = identical_by, longest
 
@@ -113,7 +114,11 @@ def test_missing_manifest_is_one_clear_error(tmp_path):
 def test_method_and_peer_choices():
     assert method_names("specasr,spec") == ["ar", "specasr", "spec"]  # ar always, first: it is the reference
     assert method_names("all")[0] == "ar"
-    assert peer_names("none") == [] and peer_names("all") == ["transformers", "faster-whisper"]
+    assert peer_names("none") == [] and peer_names("all") == ["transformers", "faster-whisper-int8",
+                                                              "faster-whisper-float32"]
+    assert peer_names("faster-whisper,transformers") == ["faster-whisper-int8", "faster-whisper-float32",
+                                                         "transformers"]
+    assert peer_names("faster-whisper-int8") == ["faster-whisper-int8"]
     with pytest.raises(SpecvoiceError, match="unknown method turbo"):
         method_names("ar,turbo")
     with pytest.raises(SpecvoiceError, match="unknown peer whisper.cpp"):
@@ -167,7 +172,7 @@ def test_reports_are_written_and_parse(tmp_path):
     log = []
     field = fake_field(log)
     clips = [clip("long", 8.0, kind="lecture"), clip("short", 2.0)]
-    results = run_bench(clips, field, device=torch.device("cpu"), dtype=torch.float32, warmup=0, repeat=1,
+    results = run_bench(clips, field, device=torch.device("cpu"), precisions=["float32"], warmup=0, repeat=1,
                         command="specvoice bench --manifest m.jsonl", settings={"model": "fake", "draft": "fake"},
                         notes=["a peer was skipped"], progress=False)
     written, notes = write_reports(results, tmp_path / "out")
@@ -222,26 +227,31 @@ def test_bench_on_two_real_clips_with_every_method_and_peer(two_clip_manifest, t
     assert [s.line for s in skipped] == [2] and len(clips) == 2
     # tiny.en drafting for itself: small and fast, and the pair shares a vocabulary, so assisted generation runs
     target, draft = load_whisper("tiny.en"), load_whisper("tiny.en")
-    chosen, notes = contestants(method_names("spec,specasr"), peer_names("all"), target, draft, "tiny.en")
+    int8 = load_whisper("tiny.en", int8=True)
+    chosen, notes = contestants(method_names("spec,specasr"), peer_names("all"), {"float32": target, "int8": int8},
+                                draft, "tiny.en")
     assert notes == []
-    assert [c.name for c in chosen] == ["ar", "spec", "specasr", "transformers", "transformers-assisted",
-                                        "faster-whisper"]
+    assert [c.name for c in chosen] == ["ar-float32", "spec-float32", "specasr-float32", "ar-int8", "spec-int8",
+                                        "specasr-int8", "transformers", "transformers-assisted",
+                                        "faster-whisper-int8", "faster-whisper-float32"]
 
-    results = run_bench(clips, chosen, device=target.device, dtype=target.dtype, warmup=0, repeat=1,
+    results = run_bench(clips, chosen, device=target.device, precisions=["float32", "int8"], warmup=0, repeat=1,
                         command="specvoice bench (test)", settings={"model": "tiny.en", "draft": "tiny.en"},
                         skipped_lines=skipped, progress=False)
     written, _ = write_reports(results, tmp_path)
 
     summary = {row["name"]: row for row in results["summary"]}
-    for name in ("spec", "specasr", "transformers"):  # exact methods on the same weights: the same tokens
+    # exact methods: the tokens of ar at their own precision (transformers: ar at float32, the reference)
+    for name in ("spec-float32", "specasr-float32", "spec-int8", "specasr-int8", "transformers"):
         assert summary[name]["identical_rate"] == 1.0, name
-    for name in ("spec", "specasr", "transformers-assisted"):
+    assert summary["specasr-int8"]["identical_to"] == "ar-int8"
+    for name in ("spec-float32", "specasr-float32", "transformers-assisted"):
         assert summary[name]["passes_per_token"] < 0.5, name  # a draft equal to the target is always accepted
     for row in summary.values():
         assert row["clips"] == 2 and 0.0 <= row["wer"] <= 0.5, row
         assert row["seconds"] > 0 and row["rtf"] > 0 and row["speedup"] > 0 and row["peak_mib"] > 0
-    assert summary["faster-whisper"]["decoder_seconds"] is None
-    assert set(results["speedup_by_group"]["specasr"]) == {ALL_CLIPS, "ljspeech", "other"}
+    assert summary["faster-whisper-int8"]["decoder_seconds"] is None
+    assert set(results["speedup_by_group"]["specasr-float32"]) == {ALL_CLIPS, "ljspeech", "other"}
     assert results["skipped_lines"] == [{"line": 2, "reason": results["skipped_lines"][0]["reason"]}]
     assert json.loads((tmp_path / "results.json").read_text())["summary"] == results["summary"]
     assert (tmp_path / "chart.png").read_bytes().startswith(PNG_MAGIC)
@@ -258,8 +268,8 @@ def test_bench_command_writes_table_json_markdown_and_chart(two_clip_manifest, t
     assert "specasr" in result.stdout and "speed-up" in result.stdout
     assert "manifest.jsonl:2: invalid JSON" in result.stderr
     data = json.loads((out / "results.json").read_text())
-    assert [row["name"] for row in data["summary"]] == ["ar", "specasr"]
+    assert [row["name"] for row in data["summary"]] == ["ar-int8", "specasr-int8"]  # the CPU default precision
     assert data["summary"][1]["identical_rate"] == 1.0
     assert data["command"].startswith("specvoice bench --manifest")
-    assert "| specasr | 2 |" in (out / "results.md").read_text()
+    assert "| specasr-int8 | 2 |" in (out / "results.md").read_text()
     assert (out / "chart.png").read_bytes().startswith(PNG_MAGIC)

@@ -78,3 +78,33 @@ def test_log_probability_and_watched_logits_match_a_plain_forward(drafted):
     expected = torch.log_softmax(ruled, dim=-1)[range(len(result.tokens)), result.tokens].sum()
     assert result.logprob == pytest.approx(float(expected), abs=1e-3)
     torch.testing.assert_close(result.watched, logits[0], rtol=1e-4, atol=1e-4)
+
+
+def test_int8_tree_rows_equal_single_token_passes_bit_for_bit():
+    """At int8 a verified tree (a chain and side branches) gives every node the very logits a one-token pass gives
+    the same token after the same prefix, bit for bit: the reference (ar) and every method then agree exactly.
+    Base-like widths and a 1500-frame encoder output, where batched matrix products round differently."""
+    from specvoice.engine.tree import TokenTree
+
+    model = bundle(tiny_whisper(7, d_model=512, layers=2, positions=128, heads=8, frames=1500), int8=True)
+    decoder = WhisperDecoder(model)
+    decoder.encode(features(7, frames=3000))
+    prefix = [TOKENS.sot, TOKENS.no_timestamps] + [int(t) for t in torch.randint(0, TOKENS.eot, (40,))]
+    chain, side = prefix[-10:], prefix[-10:-7] + [5, 9, 11]
+
+    def one_at_a_time(tokens: list[int]) -> torch.Tensor:
+        session = Session(decoder)
+        with torch.inference_mode():
+            return torch.cat([session.feed([token]) for token in tokens])
+
+    with torch.inference_mode():
+        session = Session(decoder)
+        for token in prefix[:-11]:
+            session.feed([token])
+        tree = TokenTree.build(prefix[-11:-10], [chain, side], max_nodes=64)  # the stem: one uncached token
+        logits = session.verify(tree)
+    chain_nodes = list(range(1, 11))
+    side_nodes = chain_nodes[:3] + [tree.children[3][5], tree.children[tree.children[3][5]][9],
+                                    tree.children[tree.children[tree.children[3][5]][9]][11]]
+    assert torch.equal(logits[[0] + chain_nodes], one_at_a_time(prefix)[-11:])
+    assert torch.equal(logits[[0] + side_nodes], one_at_a_time(prefix[:-10] + side)[-7:])

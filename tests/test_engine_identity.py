@@ -54,12 +54,14 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 2), draft_kind=st.sampled_from(["same", "noisy", "independent"]), policy=policies,
        timestamps=st.booleans(), eot_boost=st.sampled_from([0.0, 0.3, 2.0]), max_new=st.integers(1, 40),
-       audio_seed=st.integers(0, 1000), approximate=st.booleans())
-def test_speculative_equals_greedy(seed, draft_kind, policy, timestamps, eot_boost, max_new, audio_seed, approximate):
-    target = bundle(TARGETS[seed])
+       audio_seed=st.integers(0, 1000), approximate=st.booleans(), int8=st.booleans())
+def test_speculative_equals_greedy(seed, draft_kind, policy, timestamps, eot_boost, max_new, audio_seed, approximate,
+                                   int8):
+    """At int8 too: the reference then runs at int8, and a verified tree must give exactly its tokens."""
+    target = bundle(TARGETS[seed], int8=int8)
     draft = {"same": target, "noisy": bundle(perturbed(target.model, seed, 0.3)),
              "independent": bundle(TARGETS[(seed + 1) % 3])}[draft_kind]
     expected, _ = decode(target, None, None, timestamps, eot_boost, max_new, audio_seed)

@@ -42,23 +42,42 @@ def test_greedy_equals_transformers_generate_on_real_clips(name, real_models, sh
         assert ours == [t for t in theirs if t != tokenizer.eot], clip
 
 
+@pytest.fixture(scope="module")
+def int8_base(real_models):
+    from dataclasses import replace
+
+    return replace(real_models["base"], int8=True, _tasks={})
+
+
+@pytest.fixture(scope="module")
+def greedy_tokens_int8(int8_base, short_clips):
+    """base's own greedy tokens at int8: the reference of every method at that precision."""
+    transcriber = Transcriber(int8_base, None, DecodingOptions("ar", language="en", timestamps=False))
+    return {clip: transcriber.transcribe(audio).tokens for clip, audio in short_clips}
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
 @pytest.mark.parametrize("method", ["spec", "specasr", "dllm"])
-def test_speculative_identical_to_greedy_on_every_short_clip(method, real_models, short_clips, greedy_tokens):
-    transcriber = Transcriber(real_models["base"], real_models["tiny.en"],
-                              DecodingOptions(method, language="en", timestamps=False))
+def test_speculative_identical_to_greedy_on_every_short_clip(method, precision, real_models, int8_base, short_clips,
+                                                             request):
+    target = int8_base if precision == "int8" else real_models["base"]
+    expected = request.getfixturevalue("greedy_tokens_int8" if precision == "int8" else "greedy_tokens")
+    transcriber = Transcriber(target, real_models["tiny.en"], DecodingOptions(method, language="en", timestamps=False))
     passes = tokens = 0
     for clip, audio in short_clips:
         result = transcriber.transcribe(audio)
-        assert result.tokens == greedy_tokens[clip], clip
+        assert result.tokens == expected[clip], clip
         passes += result.stats.target_passes
         tokens += result.stats.tokens
     assert passes < tokens / 2  # the draft really carries most tokens
 
 
-def test_specasr_identical_with_timestamps(real_models, short_clips):
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_specasr_identical_with_timestamps(precision, real_models, int8_base, short_clips):
+    target = int8_base if precision == "int8" else real_models["base"]
     options = dict(language="en", timestamps=True)
-    greedy = Transcriber(real_models["base"], None, DecodingOptions("ar", **options))
-    fast = Transcriber(real_models["base"], real_models["tiny.en"], DecodingOptions("specasr", **options))
+    greedy = Transcriber(target, None, DecodingOptions("ar", **options))
+    fast = Transcriber(target, real_models["tiny.en"], DecodingOptions("specasr", **options))
     for clip, audio in short_clips[:4]:
         expected = greedy.transcribe(audio)
         assert any(t >= real_models["base"].tokenizer.timestamp_begin for t in expected.tokens)

@@ -32,7 +32,8 @@ class Run:
 
 class Contestant(Protocol):
     name: str
-    identical_by: str  # how its output is compared with ar's: TOKENS or NORMALISED_TEXT
+    identical_by: str  # how its output is compared with its reference's: TOKENS or NORMALISED_TEXT
+    identical_to: str | None  # the contestant it must agree with (None: the bench's reference, the first one)
     peer: bool  # another tool (measured after specvoice's own methods), not a --method
 
     def skip_reason(self, seconds: float) -> str | None:
@@ -48,15 +49,17 @@ def synchronize(device: torch.device) -> None:
 
 
 class SpecvoiceMethod:
-    """One --method, with its Transcriber built once and reused for every clip."""
+    """One --method at one precision, with its Transcriber built once and reused for every clip; its tokens
+    must equal those of `ar` at the same precision."""
 
     identical_by = TOKENS
     peer = False
 
-    def __init__(self, method: str, target: WhisperModel, draft: WhisperModel | None):
+    def __init__(self, method: str, target: WhisperModel, draft: WhisperModel | None, precision: str):
         # timestamps=None: off up to 30 s, on for long audio, exactly as `specvoice transcribe` decides
         options = DecodingOptions(method, language="en", timestamps=None)
-        self.name = method
+        self.name = f"{method}-{precision}"
+        self.identical_to = f"ar-{precision}"
         self.device = target.device
         self.transcriber = Transcriber(target, draft, options)
 

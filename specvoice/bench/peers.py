@@ -18,7 +18,8 @@ from ..whisper.features import WINDOW_SAMPLES, WINDOW_SECONDS, log_mel
 from ..whisper.model import WhisperModel
 from .contestants import NORMALISED_TEXT, TOKENS, Run, synchronize
 
-PEERS = ("transformers", "faster-whisper")
+COMPUTE_TYPES = ("int8", "float32")  # faster-whisper on the CPU: its recommended setting, and full precision
+PEERS = ("transformers", *(f"faster-whisper-{compute_type}" for compute_type in COMPUTE_TYPES))
 
 
 class _GenerateProbe:
@@ -64,6 +65,7 @@ class TransformersGenerate:
 
     peer = True
     identical_by = TOKENS
+    identical_to = None
 
     def __init__(self, target: WhisperModel, assistant: WhisperModel | None = None):
         self.name = "transformers-assisted" if assistant else "transformers"
@@ -101,14 +103,14 @@ class TransformersGenerate:
 class FasterWhisper:
     """faster-whisper (CTranslate2) at beam 1 with temperature fallback and silence skipping off: plain greedy."""
 
-    name = "faster-whisper"
     peer = True
     identical_by = NORMALISED_TEXT  # its own log-mel and kernels: token identity is not expected
+    identical_to = None
 
-    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype):
+    def __init__(self, folder: Path, device: torch.device, compute_type: str):
         from faster_whisper import WhisperModel as FasterWhisperModel
 
-        compute_type = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[dtype]
+        self.name = f"faster-whisper-{compute_type}"
         self.model = FasterWhisperModel(str(folder), device=device.type, compute_type=compute_type,
                                         cpu_threads=torch.get_num_threads())
         self.device = device
@@ -142,7 +144,8 @@ def transformers_peers(target: WhisperModel, draft: WhisperModel | None) -> tupl
     return peers, notes
 
 
-def faster_whisper_peer(model_name: str, target: WhisperModel) -> tuple[list, list[str]]:
+def faster_whisper_peers(compute_types: list[str], model_name: str, device: torch.device) -> tuple[list, list[str]]:
+    """faster-whisper at each compute type, on the CTranslate2 weights behind MODEL_NAME."""
     try:
         import faster_whisper  # noqa: F401
     except ImportError:
@@ -151,4 +154,4 @@ def faster_whisper_peer(model_name: str, target: WhisperModel) -> tuple[list, li
     if folder is None:
         return [], [f"faster-whisper skipped: {model_name} is not a CTranslate2 model, so faster-whisper "
                     "cannot run the same weights"]
-    return [FasterWhisper(folder, target.device, target.dtype)], []
+    return [FasterWhisper(folder, device, compute_type) for compute_type in compute_types], []

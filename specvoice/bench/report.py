@@ -55,8 +55,8 @@ def explanations(results: dict) -> list[str]:
         f"speed-up: {reference}'s time / the method's time, both summed over runs interleaved "
         f"({reference}, m, {reference}, m, ...) on the same clips.",
         "passes/token: forward passes of the target decoder per emitted token; accepted len: tokens per target pass.",
-        f"identical: share of clips whose output tokens equal {reference}'s"
-        + (f" ({', '.join(by_text)}: normalised text instead)" if by_text else "") + ".",
+        f"identical: share of clips whose output tokens equal those of ar at the same precision"
+        + (f" ({', '.join(by_text)}: normalised text equal to {reference}'s)" if by_text else "") + ".",
         f"peak MiB: {results['memory']}.",
     ]
 

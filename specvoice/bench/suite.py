@@ -19,11 +19,12 @@ from ..whisper.model import WhisperModel
 from .contestants import Contestant, SpecvoiceMethod
 from .manifest import Clip, SkippedLine
 from .memory import PeakMemory
-from .peers import PEERS, faster_whisper_peer, transformers_peers
+from .peers import COMPUTE_TYPES, PEERS, faster_whisper_peers, transformers_peers
 from .runner import Step, measure, schedule
 from .summary import summarise
 
 REFERENCE = "ar"
+FASTER_WHISPER = "faster-whisper"
 
 
 def _names(value: str, known: Iterable[str], what: str) -> list[str]:
@@ -42,22 +43,31 @@ def method_names(value: str) -> list[str]:
 
 
 def peer_names(value: str) -> list[str]:
-    """--peers: comma-separated, `all` or `none`."""
+    """--peers: comma-separated, `all` or `none`; `faster-whisper` means it at every compute type."""
     if value.strip() in ("none", ""):
         return []
-    return list(PEERS) if value.strip() == "all" else _names(value, PEERS, "peer")
+    if value.strip() == "all":
+        return list(PEERS)
+    names = []
+    for name in (name.strip() for name in value.split(",")):
+        names += [f"{FASTER_WHISPER}-{c}" for c in COMPUTE_TYPES] if name == FASTER_WHISPER else [name]
+    return _names(",".join(names), PEERS, "peer")
 
 
-def contestants(methods: list[str], peers: list[str], target: WhisperModel, draft: WhisperModel | None,
+def contestants(methods: list[str], peers: list[str], targets: dict[str, WhisperModel], draft: WhisperModel | None,
                 model_name: str) -> tuple[list[Contestant], list[str]]:
-    """specvoice's methods then the peers that can run here, and a note for each peer that cannot."""
-    chosen: list[Contestant] = [SpecvoiceMethod(method, target, draft) for method in methods]
+    """specvoice's methods at each precision (`targets`: precision -> target, the first one's ar is the
+    reference), then the peers that can run here, and a note for each peer that cannot."""
+    chosen: list[Contestant] = [SpecvoiceMethod(method, target, draft, precision)
+                                for precision, target in targets.items() for method in methods]
     notes: list[str] = []
+    first = next(iter(targets.values()))
     if "transformers" in peers:
-        found, why_not = transformers_peers(target, draft)
+        found, why_not = transformers_peers(first, draft)
         chosen, notes = chosen + found, notes + why_not
-    if "faster-whisper" in peers:
-        found, why_not = faster_whisper_peer(model_name, target)
+    compute_types = [p.removeprefix(f"{FASTER_WHISPER}-") for p in peers if p.startswith(FASTER_WHISPER)]
+    if compute_types:
+        found, why_not = faster_whisper_peers(compute_types, model_name, first.device)
         chosen, notes = chosen + found, notes + why_not
     return chosen, notes
 
@@ -76,11 +86,11 @@ def _version(package: str) -> str | None:
         return None
 
 
-def machine(device: torch.device, dtype: torch.dtype) -> dict:
+def machine(device: torch.device, precisions: list[str]) -> dict:
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "processor": _processor(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-        "dtype": str(dtype).removeprefix("torch."),
+        "precisions": precisions,
         "platform": platform.platform(), "python": platform.python_version(),
         **{name.replace("-", "_"): _version(name) for name in
            ("specvoice", "torch", "transformers", "faster-whisper", "ctranslate2")},
@@ -97,7 +107,7 @@ def _with_progress(steps: list[Step], show: bool) -> Iterator[Step]:
             bar.update()
 
 
-def run_bench(clips: list[Clip], chosen: list[Contestant], *, device: torch.device, dtype: torch.dtype,
+def run_bench(clips: list[Clip], chosen: list[Contestant], *, device: torch.device, precisions: list[str],
               warmup: int, repeat: int, command: str, settings: dict, notes: list[str] = (),
               skipped_lines: list[SkippedLine] = (), progress: bool = True) -> dict:
     """Measure every contestant on every clip; the results as written to results.json."""
@@ -107,7 +117,7 @@ def run_bench(clips: list[Clip], chosen: list[Contestant], *, device: torch.devi
     return {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(device, dtype),
+        "machine": machine(device, precisions),
         "settings": {**settings, "warmup": warmup, "repeat": repeat, "language": "en"},
         "memory": memory.label,
         "audio_seconds": round(sum(clip.seconds for clip in clips), 3),

@@ -41,7 +41,8 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
 
 
-def clip_row(clip: Clip, contestant: Contestant, outcome: Outcome, reference: Outcome, is_reference: bool) -> dict:
+def clip_row(clip: Clip, contestant: Contestant, outcome: Outcome, agree_with: Outcome, is_reference: bool) -> dict:
+    """One contestant on one clip; `agree_with` is the outcome its output must equal."""
     if outcome.skipped:
         return {"skipped": outcome.skipped}
     run = outcome.runs[0]  # decoding is deterministic: every run of a clip gives the same output
@@ -58,7 +59,7 @@ def clip_row(clip: Clip, contestant: Contestant, outcome: Outcome, reference: Ou
         "emitted": run.emitted, "target_passes": run.target_passes,
         "passes_per_token": _round(_ratio(run.target_passes, run.emitted)),
         "accepted_length": _round(_ratio(run.emitted, run.target_passes), 3),
-        "identical": _identical(run, reference.runs[0], contestant.identical_by),
+        "identical": _identical(run, agree_with.runs[0], contestant.identical_by),
         "runs": len(outcome.runs),
         "peak_mib": round(outcome.peak_mib, 1),
     }
@@ -86,6 +87,7 @@ def contestant_summary(contestant: Contestant, clips: list[Clip], rows: list[dic
         "accepted_length": None if None in passes else _round(_ratio(emitted, sum(passes)), 3),
         "identical_rate": _round(_ratio(sum(row["identical"] for _, row in measured), len(measured)), 3),
         "identical_by": contestant.identical_by,
+        "identical_to": contestant.identical_to,
         "peak_mib": max((row["peak_mib"] for _, row in measured), default=None),
     }
 
@@ -93,8 +95,8 @@ def contestant_summary(contestant: Contestant, clips: list[Clip], rows: list[dic
 def summarise(clips: list[Clip], contestants: list[Contestant], outcomes: dict[str, dict[str, Outcome]]) -> dict:
     """The per-clip rows, the per-contestant summary and end-to-end speed-ups by clip group."""
     reference = contestants[0].name
-    rows = {c.name: [clip_row(clip, c, outcomes[clip.id][c.name], outcomes[clip.id][reference], c.name == reference)
-                     for clip in clips] for c in contestants}
+    rows = {c.name: [clip_row(clip, c, outcomes[clip.id][c.name], outcomes[clip.id][c.identical_to or reference],
+                              c.name == reference) for clip in clips] for c in contestants}
     summary = [contestant_summary(c, clips, rows[c.name], [outcomes[clip.id][c.name] for clip in clips],
                                   c.name == reference) for c in contestants]
     kinds = sorted({clip.group for clip in clips})

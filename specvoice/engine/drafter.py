@@ -91,7 +91,7 @@ class ModelDrafter(Drafter):
         # Slots now hold sequence + chain[:-1] (guessed tokens past that are stale and forgotten).
         self.session.truncate(len(sequence) + len(chain) - 1)
         self._previous, self._previous_start = sequence + chain, len(sequence)
-        return [chain] + self._branches(sequence, history, steps, stats)
+        return [chain] + self._branches(sequence, history, steps, budget, stats)
 
     def _rejected_tail(self, sequence: list[int]) -> list[int]:
         """The old draft past the token the target replaced, if the target diverged inside it."""
@@ -139,9 +139,10 @@ class ModelDrafter(Drafter):
             guess = self._guess_after(steps[-1].token)[: budget - len(steps)] if self.policy.recycle else []
             feed = [steps[-1].token] + guess
 
-    def _branches(self, sequence: list[int], history: list[int], steps: list[_Step],
+    def _branches(self, sequence: list[int], history: list[int], steps: list[_Step], budget: int,
                   stats: DecodeStats) -> list[list[int]]:
-        """Pass 2: next-best tokens at the least confident chain positions, each with one greedy successor."""
+        """Pass 2: next-best tokens at the least confident chain positions, each with one greedy successor
+        where the budget leaves room for it."""
         if not self.policy.tree_positions:
             return []
         weak = sorted((s.confidence, j) for j, s in enumerate(steps) if s.confidence < self.policy.tree_below)
@@ -149,8 +150,12 @@ class ModelDrafter(Drafter):
         branches = [chain[:j] + [alt] for _, j in weak[: self.policy.tree_positions]
                     for alt, p in zip(steps[j].alternatives, steps[j].alternative_probs)
                     if p > 0.0 and alt != self.stop_token]
-        if not branches or not self.policy.branch_successor:
+        if not self.policy.branch_successor:
             return branches
+        full = [b for b in branches if len(b) >= budget]
+        branches = [b for b in branches if len(b) < budget]
+        if not branches:
+            return full
         decoder = self.session.decoder
         device = decoder.device
         base = len(self.session)  # first free slot: alternatives go past the cached chain
@@ -164,4 +169,4 @@ class ModelDrafter(Drafter):
         rows = decoder.forward(torch.tensor([b[-1] for b in branches], device=device), positions,
                                torch.arange(base, base + n, device=device), visible.to(device))
         stats.draft_passes += 1
-        return [b + [self._pick(rows[i], history + b).token] for i, b in enumerate(branches)]
+        return [b + [self._pick(rows[i], history + b).token] for i, b in enumerate(branches)] + full

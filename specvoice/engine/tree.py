@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -57,14 +58,13 @@ class TokenTree:
     def visibility(self, prefix: int, device: torch.device) -> torch.Tensor:
         """[n, prefix + n] mask: every node sees the prefix slots, its ancestors' slots and its own."""
         n = len(self.tokens)
-        ancestors = torch.zeros(n, n, dtype=torch.bool)
-        for node in range(n):
-            parent = self.parents[node]
+        seen = np.zeros((n, prefix + n), dtype=bool)
+        seen[:, :prefix] = True
+        for node, parent in enumerate(self.parents):  # parents come before their children
             if parent >= 0:
-                ancestors[node] = ancestors[parent]
-            ancestors[node, node] = True
-        seen_prefix = torch.ones(n, prefix, dtype=torch.bool)
-        return torch.cat([seen_prefix, ancestors], dim=1).to(device)
+                seen[node] = seen[parent]
+            seen[node, prefix + node] = True
+        return torch.from_numpy(seen).to(device)
 
     def accept(self, predictions: list[int], stop_token: int) -> tuple[list[int], list[int]]:
         """Greedy acceptance: follow the target's prediction from the root while a child carries it.

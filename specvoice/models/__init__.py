@@ -11,5 +11,6 @@ from .resolve import ctranslate2_folder, resolve_folder
 __all__ = ["ctranslate2_folder", "load_whisper", "resolve_folder"]
 
 
-def load_whisper(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> WhisperModel:
-    return WhisperModel.from_folder(name, resolve_folder(name), device, dtype)
+def load_whisper(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 int8: bool = False) -> WhisperModel:
+    return WhisperModel.from_folder(name, resolve_folder(name), device, dtype, int8)

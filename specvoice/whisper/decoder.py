@@ -1,56 +1,117 @@
 """Whisper's text decoder with a preallocated static self-attention cache and per-window cross K/V.
 
 Runs the weights of a transformers `WhisperForConditionalGeneration` with our own forward: no
-`generate()`, no dynamic cache objects, nothing reallocated per token.
+`generate()`, no dynamic cache objects, nothing reallocated per token. The projections that read the same
+input are fused (q|k|v, and every layer's cross k|v), in float or, on the CPU, in batch-invariant int8
+(engine/linear.py), so a verified tree gets exactly the logits single-token passes would.
 """
 
 from __future__ import annotations
 
-import copy
-import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..engine.cache import StaticKVCache
+from ..engine.linear import fused, int8_copy
 from .model import WhisperModel
 
 
-def quantized_int8(module: torch.nn.Module) -> torch.nn.Module:
-    """A copy with every Linear in dynamic int8: ~4x less weight traffic per token on a CPU.
+@dataclass
+class _Layer:
+    """One decoder layer's norms and (fused) projections."""
 
-    Only ever used for a draft, whose errors cost acceptance, never correctness.
+    self_norm: torch.nn.Module
+    qkv: torch.nn.Module  # q (pre-scaled) | k | v
+    self_out: torch.nn.Module
+    cross_norm: torch.nn.Module
+    cross_q: torch.nn.Module  # pre-scaled
+    cross_kv: torch.nn.Module  # k | v of the encoder output, once per window
+    cross_out: torch.nn.Module
+    ffn_norm: torch.nn.Module
+    fc1: torch.nn.Module
+    fc2: torch.nn.Module
+    activation: object
+
+
+def _layer(layer: torch.nn.Module, scaling: float, int8: bool) -> _Layer:
+    attention, cross = layer.self_attn, layer.encoder_attn
+    return _Layer(
+        layer.self_attn_layer_norm,
+        fused(attention.q_proj, attention.k_proj, attention.v_proj, int8=int8, scale=scaling),
+        fused(attention.out_proj, int8=int8),
+        layer.encoder_attn_layer_norm,
+        fused(cross.q_proj, int8=int8, scale=scaling),
+        fused(cross.k_proj, cross.v_proj, int8=int8),
+        fused(cross.out_proj, int8=int8),
+        layer.final_layer_norm,
+        fused(layer.fc1, int8=int8),
+        fused(layer.fc2, int8=int8),
+        layer.activation_fn,
+    )
+
+
+CROSS_ROWS = 8  # queries per cross-attention call, padded: a fixed shape gives every row the same arithmetic
+
+
+def _attend_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Self-attention of each query row over exactly the slots it sees, in slot order, one call per row.
+
+    A row then gets bit for bit what a single-token pass gives the same token: same shapes, same order of
+    summation (a batched call would change both with the number of rows and the masked-out slots).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # quantize_dynamic swaps children only, so a bare Linear goes in a container
-        holder = torch.nn.Sequential(copy.deepcopy(module))
-        return torch.ao.quantization.quantize_dynamic(holder, {torch.nn.Linear}, dtype=torch.qint8)[0]
+    counts = visible.sum(dim=1).tolist()
+    rows = []
+    for i, count in enumerate(counts):
+        mask = visible[i, :]
+        if bool(mask[:count].all()):  # a chain row: it sees slots [0, count)
+            k, v = keys[:, :count], values[:, :count]
+        else:  # a side branch: gather its ancestors into chain order
+            seen = mask.nonzero().flatten()
+            k, v = keys[:, seen], values[:, seen]
+        rows.append(_attend(q[:, i: i + 1], k, v, None))
+    return torch.cat(rows, dim=1)
 
 
-def _transposed(weight: torch.Tensor):
-    weight_t = weight.detach().t().contiguous()
-    return lambda x: x @ weight_t
+def _attend_cross(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Cross-attention in calls of exactly CROSS_ROWS query rows (zero rows pad the last)."""
+    n = q.shape[1]
+    padded = torch.cat([q, q.new_zeros(q.shape[0], -n % CROSS_ROWS, q.shape[2])], dim=1)
+    return torch.cat([_attend(padded[:, i: i + CROSS_ROWS], keys, values, None)
+                      for i in range(0, padded.shape[1], CROSS_ROWS)], dim=1)[:, :n]
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax attention of a few query rows ([heads, n, d], already scaled) over keys/values [heads, s, d].
+
+    Plain matmuls: for a handful of queries they cost a fraction of the fused CPU attention kernel's setup.
+    """
+    scores = q @ k.transpose(1, 2)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
 
 
 class WhisperDecoder:
     """Implements engine.decoder.CachedDecoder for one Whisper model and one audio window at a time."""
 
     def __init__(self, whisper: WhisperModel, max_slots: int | None = None, approximate: bool = False):
-        """approximate=True (drafts only): int8 weights on CPU and an encoder that sees only the audio."""
+        """approximate=True (drafts only): int8 weights on the CPU and an encoder that sees only the audio."""
         hf = whisper.model
-        self.approximate = approximate
-        quantize = approximate and hf.device.type == "cpu" and hf.dtype == torch.float32
-        self.decoder = quantized_int8(hf.model.decoder) if quantize else hf.model.decoder
-        # The vocabulary projection is most of a decoder pass; MKL runs it about twice as fast for one or two
-        # rows with the weight stored transposed (vocab last) than through nn.Linear's layout.
-        self.output = quantized_int8(hf.proj_out) if quantize else _transposed(hf.proj_out.weight)
-        self.encoder = hf.model.encoder
         config = hf.config
-        self.layers = list(self.decoder.layers)
+        self.approximate = approximate
+        int8 = whisper.int8 or (approximate and hf.device.type == "cpu" and hf.dtype == torch.float32)
+        decoder = hf.model.decoder
         self.heads = config.decoder_attention_heads
         self.head_dim = config.d_model // self.heads
-        self.scaling = self.head_dim ** -0.5
+        scaling = self.head_dim ** -0.5
+        self.layers = [_layer(layer, scaling, int8) for layer in decoder.layers]
+        self.exact = whisper.int8 and not approximate
+        self.embed_tokens, self.embed_positions = decoder.embed_tokens, decoder.embed_positions.weight
+        self.final_norm = decoder.layer_norm
+        self.output = fused(hf.proj_out, int8=int8)
+        self.encoder = int8_copy(hf.model.encoder) if int8 else hf.model.encoder
         self.max_slots = max_slots or config.max_target_positions
         self.vocab_size = config.vocab_size
         self.device = hf.device
@@ -60,8 +121,9 @@ class WhisperDecoder:
         self.cross_keys: list[torch.Tensor] = []
         self.cross_values: list[torch.Tensor] = []
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(1, -1, self.heads, self.head_dim).transpose(1, 2)
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """[n, heads * d] -> [heads, n, d]"""
+        return x.view(x.shape[0], self.heads, self.head_dim).transpose(0, 1)
 
     @torch.inference_mode()
     def encode(self, features: torch.Tensor, frames: int | None = None) -> None:
@@ -79,35 +141,35 @@ class WhisperDecoder:
         x = x + encoder.embed_positions.weight[: x.shape[1]]
         for layer in encoder.layers:
             x = layer(x, None)
-        audio = encoder.layer_norm(x)
-        self.cross_keys = [self._split_heads(layer.encoder_attn.k_proj(audio)) for layer in self.layers]
-        self.cross_values = [self._split_heads(layer.encoder_attn.v_proj(audio)) for layer in self.layers]
+        audio = encoder.layer_norm(x)[0]
+        keys_values = [layer.cross_kv(audio).chunk(2, dim=-1) for layer in self.layers]
+        self.cross_keys = [self._heads(k.contiguous()) for k, _ in keys_values]
+        self.cross_values = [self._heads(v.contiguous()) for _, v in keys_values]
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
                 visible: torch.Tensor) -> torch.Tensor:
         span = visible.shape[1]
-        mask = visible.view(1, 1, *visible.shape)
-        x = self.decoder.embed_tokens(tokens) + self.decoder.embed_positions.weight[positions]
-        x = x.unsqueeze(0)
+        x = self.embed_tokens(tokens) + self.embed_positions[positions]
         for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            h = layer.self_attn_layer_norm(x)
-            q = self._split_heads(attn.q_proj(h) * self.scaling)
-            self.cache.write(i, slots, self._split_heads(attn.k_proj(h)), self._split_heads(attn.v_proj(h)))
-            a = F.scaled_dot_product_attention(q, *self.cache.read(i, span), attn_mask=mask, scale=1.0)
-            x = x + attn.out_proj(a.transpose(1, 2).reshape(x.shape))
+            q, k, v = layer.qkv(layer.self_norm(x)).chunk(3, dim=-1)
+            self.cache.write(i, slots, self._heads(k), self._heads(v))
+            keys, values = self.cache.read(i, span)  # [1, heads, span, d]
+            if self.exact:
+                a = _attend_rows(self._heads(q), keys[0], values[0], visible)
+            else:
+                a = _attend(self._heads(q), keys[0], values[0], visible)
+            x = x + layer.self_out(a.transpose(0, 1).reshape(x.shape))
 
-            cross = layer.encoder_attn
-            h = layer.encoder_attn_layer_norm(x)
-            q = self._split_heads(cross.q_proj(h) * self.scaling)
-            a = F.scaled_dot_product_attention(q, self.cross_keys[i], self.cross_values[i], scale=1.0)
-            x = x + cross.out_proj(a.transpose(1, 2).reshape(x.shape))
+            q = layer.cross_q(layer.cross_norm(x))
+            if self.exact:
+                a = _attend_cross(self._heads(q), self.cross_keys[i], self.cross_values[i])
+            else:
+                a = _attend(self._heads(q), self.cross_keys[i], self.cross_values[i], None)
+            x = x + layer.cross_out(a.transpose(0, 1).reshape(x.shape))
 
-            h = layer.final_layer_norm(x)
-            x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
-        x = self.decoder.layer_norm(x)
-        return self.output(x)[0].float()
+            x = x + layer.fc2(layer.activation(layer.fc1(layer.ffn_norm(x))))
+        return self.output(self.final_norm(x)).float()
 
     def move_slots(self, source: torch.Tensor, destination: torch.Tensor) -> None:
         self.cache.move(source, destination)

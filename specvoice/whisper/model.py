@@ -22,11 +22,12 @@ class WhisperModel:
     tokenizer: WhisperTokenizer
     suppress_tokens: tuple[int, ...]
     begin_suppress_tokens: tuple[int, ...]
+    int8: bool = False  # run the linear layers in batch-invariant int8 (CPU, float32 weights)
     _tasks: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_folder(cls, name: str, folder: Path, device: str | torch.device = "cpu",
-                    dtype: torch.dtype = torch.float32) -> "WhisperModel":
+                    dtype: torch.dtype = torch.float32, int8: bool = False) -> "WhisperModel":
         """Load a transformers-format Whisper folder (config.json, weights, tokenizer)."""
         from transformers import WhisperForConditionalGeneration
 
@@ -37,7 +38,7 @@ class WhisperModel:
         model = model.to(device).eval()
         tokenizer = WhisperTokenizer.from_folder(folder, model.config.vocab_size)
         suppress, begin = _suppression(folder, model.config)
-        return cls(name, model, tokenizer, suppress, begin)
+        return cls(name, model, tokenizer, suppress, begin, int8)
 
     @property
     def device(self) -> torch.device:

@@ -44,27 +44,35 @@ class TimestampRules:
         self.max_initial = max_initial_timestamp_index
 
     def __call__(self, logits: torch.Tensor, histories: list[list[int]]) -> None:
+        begin = self.begin
         logits[:, self.no_timestamps] = NEG_INF
+        closed, unclosed, empty, floors = [], [], [], []  # per row: what its own history allows next
         for row, seq in enumerate(histories):
-            last_was_timestamp = len(seq) >= 1 and seq[-1] >= self.begin
-            penultimate_was_timestamp = len(seq) < 2 or seq[-2] >= self.begin
+            last_was_timestamp = len(seq) >= 1 and seq[-1] >= begin
+            penultimate_was_timestamp = len(seq) < 2 or seq[-2] >= begin
             if last_was_timestamp:
-                if penultimate_was_timestamp:
-                    logits[row, self.begin:] = NEG_INF
-                else:
-                    logits[row, : self.eot] = NEG_INF
-            last_timestamp = next((t for t in reversed(seq) if t >= self.begin), None)
-            if last_timestamp is not None:
-                # A segment may not end where it starts, else decoding could loop forever.
-                floor = last_timestamp if last_was_timestamp and not penultimate_was_timestamp else last_timestamp + 1
-                logits[row, self.begin: floor] = NEG_INF
+                (closed if penultimate_was_timestamp else unclosed).append(row)
+            last_timestamp = next((t for t in reversed(seq) if t >= begin), None)
+            # A segment may not end where it starts, else decoding could loop forever.
+            ending = last_was_timestamp and not penultimate_was_timestamp
+            floors.append(0 if last_timestamp is None else last_timestamp - begin + (0 if ending else 1))
             if not seq:
-                logits[row, : self.begin] = NEG_INF
-                logits[row, self.begin + self.max_initial + 1:] = NEG_INF
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        timestamp_mass = logprobs[:, self.begin:].logsumexp(dim=-1)
-        best_text = logprobs[:, : self.begin].max(dim=-1).values
-        logits[:, : self.begin].masked_fill_((timestamp_mass > best_text).unsqueeze(1), NEG_INF)
+                empty.append(row)
+        stamps = logits[:, begin:]  # a view: writes go to logits
+        if closed:  # a pair just ended: text (or the end) next
+            stamps[closed] = NEG_INF
+        if unclosed:  # a segment is open: its closing timestamp (or the end) next
+            logits[unclosed, : self.eot] = NEG_INF
+        floor = torch.tensor(floors, device=logits.device).unsqueeze(1)
+        stamps.masked_fill_(torch.arange(stamps.shape[1], device=logits.device) < floor, NEG_INF)
+        if empty:  # the output starts with a timestamp, an early one
+            logits[empty, :begin] = NEG_INF
+            logits[empty, begin + self.max_initial + 1:] = NEG_INF
+        # Timestamps win when their total probability beats the likeliest text token (log-softmax's shared
+        # normaliser cancels out of the comparison).
+        timestamp_mass = stamps.float().logsumexp(dim=-1)
+        best_text = logits[:, :begin].float().max(dim=-1).values
+        logits[:, :begin].masked_fill_((timestamp_mass > best_text).unsqueeze(1), NEG_INF)
 
 
 class WhisperRules:

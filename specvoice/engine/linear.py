@@ -1,0 +1,97 @@
+"""Linear layers for the adapters: projections of one input fused into one GEMM, in float or in int8.
+
+int8 (CPU) rows never depend on the other rows of the batch.
+
+Speculative decoding verifies many tokens in one pass and must give each the logits a single-token pass
+would: a row's result may not depend on its neighbours. PyTorch's dynamic int8 (`quantize_dynamic`) picks
+one activation scale for the whole batch, so it does (a row alone vs in a batch of 8 differs by up to 0.35).
+Here every row is scaled by its own absolute maximum before FBGEMM's dynamic int8 GEMM, and two constant
+columns (+1 and -1, against zero weights) pin the batch's range to exactly [-1, 1]: FBGEMM's scale and zero
+point are then the same for every call, quantisation is elementwise, the GEMM accumulates in exact int32,
+and the dequantised row is scaled back by its own maximum. The result is bit-identical whatever else is in
+the batch, and per-row scales are more accurate than one scale per batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+_ALIGN = 16  # the padded width stays a multiple of FBGEMM's vector width: every element takes the same path
+
+
+class RowInt8Linear(torch.nn.Module):
+    """y = x W^T + b with W in int8 (one scale per output channel) and x in int8 (one scale per row)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        weight = weight.detach().float()
+        outputs, self.width = weight.shape
+        pad = (-(self.width + 2)) % _ALIGN + 2
+        padded = torch.cat([weight, weight.new_zeros(outputs, pad)], dim=1)
+        scales = (padded.abs().amax(dim=1) / 127).clamp(min=1e-12).double()
+        with warnings.catch_warnings():  # FBGEMM's prepack still takes a quantized tensor, however deprecated
+            warnings.simplefilter("ignore")
+            quantized = torch.quantize_per_channel(padded, scales, torch.zeros(outputs, dtype=torch.long), 0,
+                                                   torch.qint8)
+        self.packed = torch.ops.quantized.linear_prepack(quantized, None)
+        self.bias = None if bias is None else bias.detach().float().clone()
+        edge = torch.zeros(pad)
+        edge[:2] = torch.tensor([1.0, -1.0])
+        self.edge = edge
+        self.out_features = outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, self.width)
+        # A row of zeros keeps scale 1: its quantised values are all zero, as they should be.
+        scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
+        pinned = torch.cat([rows / scale, self.edge.expand(rows.shape[0], -1)], dim=1)
+        # reduce_range: 7-bit activations, safe from the int16 saturation of AVX2's u8 x s8 products.
+        y = torch.ops.quantized.linear_dynamic(pinned, self.packed, True)
+        y = torch.addcmul(self.bias, y, scale) if self.bias is not None else y * scale
+        return y.view(*shape[:-1], self.out_features)
+
+
+class FusedLinear(torch.nn.Module):
+    """Several Linears that read the same input as one GEMM, in the weights' own precision.
+
+    The weight is stored transposed (features last): MKL runs one or two rows about twice as fast that way.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.weight_t = weight.detach().t().contiguous()
+        self.bias = None if bias is None else bias.detach().clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x @ self.weight_t
+        return y + self.bias if self.bias is not None else y
+
+
+def fused(*linears: torch.nn.Linear, int8: bool = False, scale: float = 1.0) -> torch.nn.Module:
+    """One layer for Linears that read the same input, their outputs side by side; `scale` multiplies the
+    outputs of the first one (folded into its weights: exact for a power of two such as Whisper's 1/8)."""
+    weights = [l.weight.detach() for l in linears]
+    biases = [l.bias.detach() if l.bias is not None else l.weight.new_zeros(l.out_features) for l in linears]
+    weights[0], biases[0] = weights[0] * scale, biases[0] * scale
+    bias = torch.cat(biases) if any(l.bias is not None for l in linears) else None
+    return (RowInt8Linear if int8 else FusedLinear)(torch.cat(weights), bias)
+
+
+def int8_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `module` with every nn.Linear replaced by a RowInt8Linear (the original is left as it is)."""
+    import copy
+
+    twin = copy.deepcopy(module)
+    _swap(twin)
+    return twin
+
+
+def _swap(module: torch.nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.Linear):
+            setattr(module, name, RowInt8Linear(child.weight, child.bias))
+        else:
+            _swap(child)

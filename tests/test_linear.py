@@ -1,0 +1,65 @@
+"""Fused and int8 linear layers: int8 rows never depend on the rest of the batch, and stay close to float."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from specvoice.engine.linear import FusedLinear, RowInt8Linear, fused, int8_copy
+
+
+def linear(inputs: int, outputs: int, seed: int, bias: bool = True) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    return torch.nn.Linear(inputs, outputs, bias=bias)
+
+
+@settings(max_examples=30, deadline=None)
+@given(inputs=st.integers(1, 70), outputs=st.integers(1, 50), rows=st.integers(1, 12), seed=st.integers(0, 99),
+       bias=st.booleans(), spread=st.sampled_from([1e-3, 1.0, 1e3]))
+def test_int8_rows_are_bit_identical_alone_or_in_any_batch(inputs, outputs, rows, seed, bias, spread):
+    layer = RowInt8Linear(linear(inputs, outputs, seed, bias).weight, linear(inputs, outputs, seed, bias).bias)
+    generator = torch.Generator().manual_seed(seed)
+    # rows of very different sizes: one batch-wide activation scale would crush the small ones
+    x = torch.randn(rows, inputs, generator=generator) * torch.logspace(-1, 1, rows).unsqueeze(1) * spread
+    batch = layer(x)
+    for i in range(rows):
+        assert torch.equal(layer(x[i: i + 1]), batch[i: i + 1])
+    assert torch.equal(layer(x[1:]), batch[1:])
+
+
+def test_int8_is_close_to_float_and_zero_rows_stay_zero():
+    reference = linear(512, 256, 0)
+    layer = RowInt8Linear(reference.weight, reference.bias)
+    x = torch.randn(6, 512)
+    x[3] = 0.0
+    expected, got = reference(x), layer(x)
+    relative = (got - expected).norm(dim=1) / expected.norm(dim=1)
+    assert relative.max() < 0.03
+    torch.testing.assert_close(got[3], reference.bias.detach())
+
+
+def test_fused_projections_equal_the_separate_ones_with_the_scale_folded_in():
+    q, k, v = linear(32, 32, 1), linear(32, 32, 2, bias=False), linear(32, 32, 3)
+    x = torch.randn(5, 32)
+    for int8, tolerance in ((False, 1e-5), (True, 0.05)):
+        out = fused(q, k, v, int8=int8, scale=0.125)(x)
+        expected = torch.cat([q(x) * 0.125, k(x), v(x)], dim=1)
+        assert out.shape == (5, 96)
+        torch.testing.assert_close(out, expected, rtol=tolerance, atol=tolerance * expected.abs().max().item())
+    assert isinstance(fused(q), FusedLinear)
+
+
+def test_int8_copy_swaps_every_linear_and_leaves_the_original():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Sequential(torch.nn.Linear(8, 4)))
+    twin = int8_copy(model)
+    assert isinstance(twin[0], RowInt8Linear) and isinstance(twin[2][0], RowInt8Linear)
+    assert isinstance(model[0], torch.nn.Linear)
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(twin(x), model(x), rtol=0.1, atol=0.05)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_int8_keeps_leading_dimensions(rows):
+    layer = RowInt8Linear(linear(16, 8, 4).weight, None)
+    assert layer(torch.randn(2, rows, 16)).shape == (2, rows, 8)
