@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 
 from .errors import SpecvoiceError
-from .options import DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, DecodingOptions, ModelOptions, describe
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, DecodingOptions, ListenOptions, ModelOptions,
+                      describe)
 from .transcript import FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -175,6 +176,70 @@ def _show(result, path: Path, show_stats: bool, several: bool) -> None:
         stderr.print(f"{path.name}: {s.tokens} tokens, {s.target_passes} target passes, {s.draft_passes} draft passes, "
                      f"{s.mean_accepted_length:.2f} tokens/pass, acceptance {s.acceptance_rate:.0%}, "
                      f"encoder {result.encoder_seconds:.2f} s, decoder {result.decoder_seconds:.2f} s")
+
+
+@app.command()
+def listen(
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Replay this audio file through the live pipeline instead of the microphone.")] = None,
+    input_device: Annotated[Optional[str], _option(ListenOptions, "input_device", "--device")] = ListenOptions.input_device,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="List the input devices and exit.")] = False,
+    step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
+    speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
+    previous_draft: Annotated[bool, _option(ListenOptions, "previous_draft", "--previous-draft/--no-previous-draft")] = ListenOptions.previous_draft,
+    vad: Annotated[bool, _option(ListenOptions, "vad", "--vad/--no-vad")] = ListenOptions.vad,
+    model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
+    method: Annotated[Method, _option(DecodingOptions, "method")] = Method(DecodingOptions.method),
+    draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d")] = ModelOptions.draft,
+    language: Annotated[Optional[str], _option(DecodingOptions, "language", "--language", "-l")] = DecodingOptions.language,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write the committed transcript here on exit.")] = None,
+    output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
+    model_device: Annotated[Device, _option(ModelOptions, "device", "--model-device")] = Device(ModelOptions.device),
+    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    stats: Annotated[bool, typer.Option("--stats", help="Print commit delays, real-time factor and work per update on exit.")] = False,
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+):
+    """Live transcription from the microphone (or --input FILE): committed text plain, tentative text dim."""
+    from .listen import describe_devices
+
+    if list_devices:
+        for line in describe_devices():
+            typer.echo(line)
+        return
+    values = dict(locals(), device=model_device.value, timestamps=True)
+    formats = _formats(output_dir, output_format)
+    listening, options, models = _build(ListenOptions, values), _build(DecodingOptions, values), _build(ModelOptions, values)
+    source = _live_source(input, listening)
+    transcriber = _transcriber(models, models.draft_for(options.method), options)
+    from .listen import LineView, LiveView, Streamer, WhisperRecognizer, measure, run, transcript
+
+    recognizer = WhisperRecognizer(transcriber, listening.previous_draft)
+    speech = None
+    if listening.vad:
+        from .audio.vad import speech_probabilities as speech
+    streamer = Streamer(recognizer, source.clock, speech)
+    out = Console(highlight=False, soft_wrap=True)
+    with (LiveView(out) if out.is_terminal else LineView(out)) as view, source.running() as audio_queue:
+        run(streamer, audio_queue, listening.step, view, lambda text: stderr.print(f"warning: {text}", markup=False))
+    seconds = audio_queue.seconds
+    if stats:
+        stderr.print(measure(streamer, seconds).line(), markup=False)
+    if formats:
+        from .transcript import write_outputs
+
+        result = transcript(streamer, recognizer.language, recognizer.stats, seconds)
+        extra = {"model": model, "method": options.method, "stream": measure(streamer, seconds).as_dict()}
+        write_outputs(result, output_dir / (input.stem if input else "listen"), formats, extra)
+
+
+def _live_source(path: Optional[Path], listening: ListenOptions):
+    """The microphone (checked before any model loads), or a file to replay at --speed."""
+    from .listen import FileReplay, Microphone
+
+    if path is None:
+        return Microphone(listening.input_device)
+    from .audio import load_audio
+
+    return FileReplay(load_audio(path), listening.speed)
 
 
 @app.command()

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from specvoice.cli import app
-from specvoice.options import DecodingOptions, ModelOptions, describe
+from specvoice.options import DecodingOptions, ListenOptions, ModelOptions, describe
 
 PACKAGE = Path(__file__).resolve().parents[1] / "specvoice"
 
@@ -29,11 +29,12 @@ ALLOWED = {
     "options": BASE | {"engine", "whisper"},
     "transcript": BASE | {"engine"},
     "transcribe": BASE | {"engine", "whisper", "audio", "options", "transcript"},
-    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe"},
+    "listen": BASE | {"engine", "whisper", "audio", "options", "transcript", "transcribe"},
+    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "listen"},
     "cli": None,  # the top: anything
     "__main__": None,
 }
-PIPELINES = {"transcribe"}
+PIPELINES = {"transcribe", "listen"}
 
 
 def specvoice_imports(path: Path) -> list[str]:
@@ -84,7 +85,8 @@ def cli_parameters(command: str) -> dict:
 
 
 @pytest.mark.parametrize("command, options", [("transcribe", DecodingOptions), ("transcribe", ModelOptions),
-                                              ("bench", ModelOptions)])
+                                              ("bench", ModelOptions), ("listen", ListenOptions),
+                                              ("listen", DecodingOptions), ("listen", ModelOptions)])
 def test_cli_defaults_and_help_come_from_the_options(command, options):
     parameters = cli_parameters(command)
     shared = [f for f in fields(options) if f.name in parameters]
