@@ -237,6 +237,8 @@ def _live_source(path: Optional[Path], listening: ListenOptions):
 
     if path is None:
         return Microphone(listening.input_device)
+    if listening.input_device is not None:
+        raise SpecvoiceError("--device and --input: listen to a device or replay a file, not both")
     from .audio import load_audio
 
     return FileReplay(load_audio(path), listening.speed)
@@ -256,6 +258,9 @@ def bench(
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
     dtypes: Annotated[str, typer.Option(help="Comma-separated precisions (as --dtype of transcribe) to measure every method at; the first one's ar is the reference.")] = ModelOptions.dtype,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+    stream: Annotated[bool, typer.Option("--stream", help="Measure live transcription (listen) instead: commit delays, passes and decoder time per update for ar, the previous-hypothesis draft, specasr and both.")] = False,
+    speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
+    step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
 ):
     """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token."""
     import shlex
@@ -272,6 +277,9 @@ def bench(
         stderr.print(f"warning: {manifest}:{line.line}: {line.reason}", markup=False)
     if not clips:
         raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
+    if stream:
+        _bench_stream(clips, precisions[0], draft, ListenOptions(speed=speed, step=step), output_dir)
+        return
     needs_draft = "transformers" in peer_list or any(DecodingOptions(m).needs_draft for m in method_list)
     targets, draft_model = _load_targets(precisions, draft if needs_draft else None)
     chosen, notes = contestants(method_list, peer_list, targets, draft_model, model)
@@ -287,6 +295,19 @@ def bench(
     written, more_notes = write_reports(results, output_dir)
     for note in more_notes:
         stderr.print(f"note: {note}", markup=False)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+
+
+def _bench_stream(clips, models: ModelOptions, draft: str, listening: ListenOptions, output_dir: Path) -> None:
+    from .bench.stream import markdown, run_stream_bench, summarise, write_stream_reports
+
+    target, draft_model, _ = _load_models(models, draft)
+    results = run_stream_bench(clips, target, draft_model, listening,
+                               warn=lambda text: stderr.print(f"warning: {text}", markup=False),
+                               progress=lambda text: stderr.print(text, markup=False))
+    rows = summarise(results)
+    typer.echo(markdown(rows), nl=False)
+    written = write_stream_reports(results, rows, output_dir)
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 

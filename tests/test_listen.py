@@ -242,3 +242,34 @@ def test_devices_are_found_by_index_or_name():
             source.resolve_device(sd, bad)
     with pytest.raises(SpecvoiceError, match="no audio input device"):
         source.resolve_device(FakeSoundDevice([]), None)
+
+
+def test_listen_errors_are_one_line(tmp_path):
+    from test_cli import assert_one_line_error, specvoice
+
+    assert_one_line_error(specvoice("listen", "--input", str(tmp_path / "nope.wav")), "nope.wav", "no such file")
+    assert_one_line_error(specvoice("listen", "--input", str(tmp_path / "x.wav"), "--device", "2"), "--device")
+    assert_one_line_error(specvoice("listen", "-f", "srt"), "--output-dir")
+
+
+def test_no_portaudio_or_no_input_device_is_one_line_error(tmp_path):
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    from test_cli import assert_one_line_error
+
+    env = dict(os.environ, HOME=str(tmp_path))  # no ~/.asoundrc: only the machine's own devices
+    if ctypes.util.find_library("portaudio"):
+        import sounddevice
+
+        if any(d["max_input_channels"] > 0 for d in sounddevice.query_devices()):
+            pytest.skip("this machine has an input device")
+        words = ("no audio input device",)
+    else:
+        words = ("PortAudio library not found", "libportaudio2")
+    for args in (["listen"], ["listen", "--list-devices"]):
+        result = subprocess.run([sys.executable, "-m", "specvoice", *args], capture_output=True, text=True, env=env,
+                                timeout=300)
+        assert_one_line_error(result, *words)

@@ -85,7 +85,7 @@ def cli_parameters(command: str) -> dict:
 
 
 @pytest.mark.parametrize("command, options", [("transcribe", DecodingOptions), ("transcribe", ModelOptions),
-                                              ("bench", ModelOptions), ("listen", ListenOptions),
+                                              ("bench", ModelOptions), ("bench", ListenOptions), ("listen", ListenOptions),
                                               ("listen", DecodingOptions), ("listen", ModelOptions)])
 def test_cli_defaults_and_help_come_from_the_options(command, options):
     parameters = cli_parameters(command)
