@@ -109,7 +109,7 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and "default" in listed.stdout, listed.stderr
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "specvoice", "listen", "--model", "tiny.en", "--method", "ar",
+    process = subprocess.Popen([sys.executable, "-m", "specvoice", "listen", "--model", "tiny.en", "--method", "ar", "--threads", "1",
                                 "-o", str(out), "-f", "json"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     block = SAMPLE_RATE // 10 * 2

@@ -26,8 +26,10 @@ def decode_with(target, drafter, max_new, audio_seed, eot_boost=0.0):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2), max_new=st.integers(1, 40), audio_seed=st.integers(0, 1000), edits=st.integers(0, 10),
-       anchored=st.booleans(), longest=st.integers(1, 5), candidates=st.integers(1, 3), with_model=st.booleans())
-def test_lookup_drafts_equal_greedy(seed, max_new, audio_seed, edits, anchored, longest, candidates, with_model):
+       anchored=st.booleans(), longest=st.integers(1, 5), candidates=st.integers(1, 3), with_model=st.booleans(),
+       enough=st.sampled_from([None, 1, 4]))
+def test_lookup_drafts_equal_greedy(seed, max_new, audio_seed, edits, anchored, longest, candidates, with_model,
+                                    enough):
     target = bundle(TARGETS[seed])
     expected, _ = decode(target, None, None, False, 0.3, max_new, audio_seed)
     lookup = LookupDrafter([corrupt(expected, edits, audio_seed)], anchored=anchored, longest_match=longest,
@@ -37,7 +39,7 @@ def test_lookup_drafts_equal_greedy(seed, max_new, audio_seed, edits, anchored, 
         model_decoder = WhisperDecoder(bundle(perturbed(target.model, seed, 0.3)))
         model_decoder.encode(features(audio_seed))
         drafter = MergedDrafter(lookup, ModelDrafter(model_decoder, rules_for(target, False, 0.3), TOKENS.eot,
-                                                     draft_policy(max_tokens=6, recycle=True)))
+                                                     draft_policy(max_tokens=6, recycle=True)), enough=enough)
     got, stats = decode_with(target, drafter, max_new, audio_seed, eot_boost=0.3)
     assert got == expected
     assert stats.tokens == len(expected)

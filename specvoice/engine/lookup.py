@@ -59,12 +59,17 @@ def _occurrences(haystack: list[int], needle: list[int], before: int) -> list[in
 class MergedDrafter(Drafter):
     """Several drafters' candidates verified in one tree, e.g. a free lookup draft beside a model draft."""
 
-    def __init__(self, *drafters: Drafter):
+    def __init__(self, *drafters: Drafter, enough: int | None = None):
+        """enough: once the drafters asked so far offer a candidate this long, the later (costlier) ones are
+        not asked this round (a free draft that knows the next words makes the model's draft passes waste)."""
         self.drafters = drafters
+        self.enough = enough
 
     def propose(self, sequence: list[int], sampled_from: int, budget: int, stats: DecodeStats) -> list[list[int]]:
         proposals: list[list[int]] = []
         for drafter in self.drafters:
+            if self.enough and any(len(c) >= min(self.enough, budget) for c in proposals):
+                break
             proposals += [c for c in drafter.propose(sequence, sampled_from, budget, stats) if c not in proposals]
         return proposals
 

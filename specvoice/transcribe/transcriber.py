@@ -28,6 +28,7 @@ from .drafting import Drafting
 
 TIME_PER_TIMESTAMP = 0.02
 FRAMES_PER_TIMESTAMP = 2
+FREE_DRAFT_ENOUGH = 4  # a free draft this long makes the model draft's passes waste (see decode_window)
 
 
 class Transcriber:
@@ -68,7 +69,7 @@ class Transcriber:
             if self.drafting else NoDrafter()
         if free_drafts:
             lookup = LookupDrafter(free_drafts, anchored=True)
-            drafter = MergedDrafter(lookup, drafter) if self.drafting else lookup
+            drafter = MergedDrafter(lookup, drafter, enough=FREE_DRAFT_ENOUGH) if self.drafting else lookup
         tokens = greedy_decode(self.target_decoder, task, drafter, stats).tokens
         timing["decoder"] += time.perf_counter() - began
         return tokens, language
