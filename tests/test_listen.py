@@ -273,3 +273,14 @@ def test_no_portaudio_or_no_input_device_is_one_line_error(tmp_path):
         result = subprocess.run([sys.executable, "-m", "specvoice", *args], capture_output=True, text=True, env=env,
                                 timeout=300)
         assert_one_line_error(result, *words)
+
+
+def test_segments_end_at_sentences_not_at_titles():
+    from specvoice.listen.stream import Committed
+
+    words = [Word(f" {w}", i, i + 1, (i,)) for i, w in enumerate("Mr. Quilter spoke. Then silence".split())]
+    committed = [Committed(w, 10.0, 0) for w in words]
+    assert [s.text.strip() for s in segments(committed)] == ["Mr. Quilter spoke.", "Then silence"]
+    breaker = LineBreaker()
+    assert breaker.lines(committed, utterance=0) == ["Mr. Quilter spoke."]  # the last sentence goes on
+    assert breaker.lines(committed, utterance=0, final=True) == ["Then silence"]

@@ -13,6 +13,7 @@ from ..transcript import Segment, Transcript
 from .stream import Committed, Streamer
 
 SENTENCE_END = (".", "?", "!")
+TITLES = {"mr.", "mrs.", "ms.", "dr.", "st.", "prof."}  # a full stop that ends no sentence
 
 
 @dataclass
@@ -61,7 +62,8 @@ def _groups(committed: list[Committed]) -> list[list[Committed]]:
 
 
 def _ends(c: Committed) -> bool:
-    return c.word.text.rstrip().endswith(SENTENCE_END)
+    text = c.word.text.strip()
+    return text.endswith(SENTENCE_END) and text.lower() not in TITLES
 
 
 def segments(committed: list[Committed]) -> list[Segment]:
