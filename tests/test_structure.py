@@ -25,6 +25,7 @@ ALLOWED = {
     "audio": BASE,
     "whisper": BASE | {"engine", "audio"},
     "lm": BASE | {"engine"},
+    "bark": BASE | {"engine"},
     "models": BASE | {"whisper", "lm"},
     "options": BASE | {"engine", "whisper"},
     "transcript": BASE | {"engine"},
