@@ -101,10 +101,13 @@ def chi_square(counts: torch.Tensor, probabilities: torch.Tensor) -> tuple[float
     observed = torch.cat([observed[:pooled].sum().view(1), observed[pooled:]])
     expected = torch.cat([expected[:pooled].sum().view(1), expected[pooled:]])
     statistic = float(((observed - expected) ** 2 / expected).sum())
-    df = len(expected) - 1
+    return statistic, critical_value(len(expected) - 1)
+
+
+def critical_value(df: int) -> float:
+    """The chi-square distribution's 99.9% quantile with df degrees of freedom (Wilson-Hilferty)."""
     z = 3.09  # the standard normal's 99.9% quantile
-    critical = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
-    return statistic, critical
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
 def mismatches(counts: torch.Tensor, exact: torch.Tensor) -> list[str]:
