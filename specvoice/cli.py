@@ -32,6 +32,7 @@ Device = _choices("Device", DEVICES)
 DType = _choices("DType", DTYPES)
 Task = _choices("Task", TASKS)
 TtsMethod = _choices("TtsMethod", TTS_METHODS)
+BenchTask = _choices("BenchTask", ("transcribe", "tts"))
 OutputFormat = _choices("OutputFormat", (*FORMATS, "all"))
 
 
@@ -308,9 +309,22 @@ def bench(
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
     dtypes: Annotated[str, typer.Option(help="Comma-separated precisions (as --dtype of transcribe) to measure every method at; the first one's ar is the reference.")] = ModelOptions.dtype,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+    task: Annotated[BenchTask, typer.Option(help="transcribe: the manifest's audio; tts: speak the manifest's texts with ar and ssd, transcribe them back with --model.")] = BenchTask.transcribe,
+    tts_model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--tts-model")] = SynthesisOptions.model,
+    tts_draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--tts-draft")] = SynthesisOptions.draft,
+    betas: Annotated[str, typer.Option(help="tts: comma-separated ssd tolerances to measure (0 is exact).")] = "0,0.4",
 ):
-    """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token."""
+    """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token.
+
+    With --task tts: LM-stage seconds per audio second of ar and ssd, speed-up, tokens per target pass,
+    acceptance, and the WER of each synthesized sentence transcribed back."""
     import shlex
+
+    if task == BenchTask.tts:
+        return _bench_tts(manifest, limit, output_dir, warmup, repeat, betas,
+                          SynthesisOptions(model=tts_model, draft=tts_draft),
+                          ModelOptions(model=model, draft=draft, device=device.value, dtype=dtypes.split(",")[0].strip(),
+                                       threads=threads))
 
     from .bench.manifest import read_manifest
     from .bench.report import print_table, write_reports
@@ -339,6 +353,36 @@ def bench(
     written, more_notes = write_reports(results, output_dir)
     for note in more_notes:
         stderr.print(f"note: {note}", markup=False)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+
+
+def _bench_tts(manifest: Path, limit: Optional[int], output_dir: Path, warmup: int, repeat: int, betas: str,
+               options: SynthesisOptions, models: ModelOptions) -> None:
+    import shlex
+
+    from .audio import to_model_rate
+    from .bench.manifest import read_manifest
+    from .bench.tts import EXPLANATIONS, markdown_table, run_tts_bench, speakable, tts_contestants, write_tts_reports
+
+    try:
+        beta_list = [float(b) for b in betas.split(",") if b.strip()]
+    except ValueError:
+        raise SpecvoiceError(f"--betas {betas!r}: give numbers such as 0,0.4") from None
+    clips, _ = read_manifest(manifest, limit)
+    texts = [(clip.id, speakable(clip.reference)) for clip in clips if clip.reference.strip()]
+    if not texts:
+        raise SpecvoiceError(f"{manifest}: no texts to speak")
+    synthesizer, notes = _synthesizer(options, ModelOptions(device=models.device, threads=models.threads))
+    contestants, more_notes = tts_contestants(synthesizer, beta_list)
+    transcriber = _transcriber(models, models.draft, DecodingOptions(language="en"))
+    heard = lambda audio, rate: transcriber.transcribe(to_model_rate(audio, rate)).text
+    results = run_tts_bench(texts, contestants, heard, repeat, warmup)
+    notes += more_notes
+    command = shlex.join(["specvoice", *sys.argv[1:]])
+    Console(highlight=False, width=200).print(markdown_table(results["summary"]), markup=False)
+    for line in EXPLANATIONS + notes:
+        stderr.print(f"note: {line}", markup=False)
+    written = write_tts_reports(results, output_dir, command, notes)
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 

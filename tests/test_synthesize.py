@@ -187,3 +187,29 @@ def test_offline_voice_round_trip_through_whisper(real_models):
         counted = word_errors(sentence, heard)
         errors = counted if errors is None else errors + counted
     assert errors.rate < 0.10
+
+
+def test_tts_bench_accounts_for_every_run(folders):
+    """The bench's arithmetic on tiny models (mechanics: random weights make noise, so WER means nothing here)."""
+    from specvoice.bench.tts import run_tts_bench, tts_contestants
+    from specvoice.options import SynthesisOptions
+    from specvoice.synthesize import Synthesizer, load_speaker
+
+    target, draft = folders
+    options = SynthesisOptions(model=str(target), draft=str(draft))
+    speaker, _ = load_speaker(options, "cpu", torch.float32)
+    contestants, notes = tts_contestants(Synthesizer(speaker, options), [0.0, 0.4])
+    assert [c.name for c in contestants] == ["ar", "ssd beta=0", "ssd beta=0.4"] and notes == []
+    texts = [("a", "hello world."), ("b", "the cat sat.")]
+    results = run_tts_bench(texts, contestants, lambda audio, rate: "hello world.", repeat=1, warmup=0)
+    runs = results["runs"]
+    assert len(runs) == 6 and [r["name"] for r in runs[:3]] == ["ar", "ssd beta=0", "ssd beta=0.4"]
+    ar, exact, lossy = results["summary"]
+    assert ar["speedup"] == 1.0 and ar["tokens_per_target_pass"] == 1.0 and ar["acceptance"] is None
+    assert exact["tokens_per_target_pass"] > 1.0 and lossy["acceptance"] > exact["acceptance"]
+    for row in results["summary"]:
+        mine = [r for r in runs if r["name"] == row["name"]]
+        assert row["audio_seconds"] == pytest.approx(sum(r["audio_seconds"] for r in mine), abs=0.01)
+        ratio = sum(r["lm_seconds"] for r in mine) / sum(r["audio_seconds"] for r in mine)
+        assert row["lm_seconds_per_audio_second"] == pytest.approx(ratio, rel=0.01)
+    assert [r["wer"] for r in runs if r["id"] == "a"] == [0.0] * 3  # heard exactly what was said

@@ -43,6 +43,7 @@ class Synthesis:
 class Speaker(Protocol):
     sample_rate: int
     autoregressive: bool
+    has_draft: bool
 
     def speak(self, sentence: str, sampler: Sampler | None, seed: int) -> tuple[np.ndarray, float]:
         """Audio for one sentence and the seconds its token stages took."""
@@ -54,6 +55,7 @@ class BarkSpeaker:
     def __init__(self, pair: BarkPair, voice: str | None):
         self.pair, self.voice = pair, pair.voice(voice)
         self.sample_rate = pair.sample_rate
+        self.has_draft = pair.draft is not None
 
     def speak(self, sentence: str, sampler: Sampler | None, seed: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
@@ -64,7 +66,7 @@ class BarkSpeaker:
 
 
 class OfflineSpeaker:
-    autoregressive = False
+    autoregressive = has_draft = False
 
     def __init__(self, voice: HibariVoice):
         self.voice, self.sample_rate = voice, voice.sample_rate
@@ -76,6 +78,9 @@ class OfflineSpeaker:
 class Synthesizer:
     def __init__(self, speaker: Speaker, options: SynthesisOptions, device: torch.device | str = "cpu"):
         self.speaker, self.options, self.device = speaker, options, torch.device(device)
+
+    def with_options(self, options: SynthesisOptions) -> "Synthesizer":
+        return Synthesizer(self.speaker, options, self.device)
 
     def sampler(self, stats: DecodeStats, seed: int) -> Sampler | None:
         if not self.speaker.autoregressive:
