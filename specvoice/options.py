@@ -143,3 +143,61 @@ class DecodingOptions:
                            tree_positions=self.tree_positions, tree_alternatives=self.tree_alternatives,
                            tree_below=self.tree_below, branch_successor=self.branch_successor,
                            realign_window=self.realign_window, adaptive_cap=True)
+
+
+TTS_METHODS = {
+    "ar": "plain sampling from the target (the reference distribution)",
+    "ssd": "speculative sampling with a draft: exactly the target's distribution at --beta 0",
+}
+DEFAULT_TTS_MODEL = "suno/bark"
+DEFAULT_TTS_DRAFTS = {"suno/bark": "suno/bark-small"}
+OFFLINE_VOICE = "hibari"
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """What `specvoice synthesize` runs and how it samples; device and dtype are ModelOptions'."""
+
+    model: str | None = option(None, f"TTS model: a Bark hub id or folder, or {OFFLINE_VOICE} (the offline voice). "
+                                     f"Default {DEFAULT_TTS_MODEL}; when its weights cannot be had, {OFFLINE_VOICE}.")
+    draft: str | None = option(None, "Draft model for ssd (default suno/bark-small for suno/bark); must share the "
+                                     "target's vocabularies.")
+    method: str | None = option(None, "ar: plain sampling from the target; ssd: speculative sampling, the same "
+                                      "distribution at --beta 0 (default ssd where the model has a draft).")
+    beta: float = option(0.0, "ssd tolerance: accept a draft token when u < p/q + beta. 0 is exact; > 0 is SSD's "
+                              "lossy acceptance (faster, changes the output distribution).", min=0.0, max=1.0)
+    draft_len: int | None = option(None, "Draft tokens per target pass (default: adaptive, 4 to 12).", min=1, max=32)
+    temperature: float = option(0.7, "Sampling temperature of the token stages (0: greedy; Bark's default 0.7).",
+                                min=0.0, max=2.0)
+    top_k: int | None = option(None, "Sample only from the k most likely tokens.", min=1)
+    top_p: float | None = option(None, "Sample only from the smallest set of tokens with this much probability.",
+                                 min=0.0, max=1.0)
+    seed: int = option(0, "Random seed: the same seed, text and options give the same audio.", min=0)
+    voice: str | None = option(None, "Speaker: a Bark preset of the model (e.g. v2/en_speaker_6) or a .npz speaker "
+                                     f"prompt; for {OFFLINE_VOICE}, one of its voices (heart is built in).")
+    pause: float = option(0.25, "Seconds of silence between sentences of a long text.", min=0.0, max=5.0)
+
+    def __post_init__(self):
+        if self.method is not None and self.method not in TTS_METHODS:
+            raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(TTS_METHODS)}")
+        _check_limits(self)
+        if self.model == OFFLINE_VOICE:
+            for name, value in (("--method", self.method), ("--draft", self.draft)):
+                if value is not None:
+                    raise SpecvoiceError(f"{name}: the offline voice {OFFLINE_VOICE} is not autoregressive (no token "
+                                         "sampling to speculate on); use a Bark model for ar/ssd")
+        if self.method == "ar" and self.draft is not None:
+            raise SpecvoiceError("--draft needs --method ssd")
+
+    @property
+    def target(self) -> str:
+        return self.model or DEFAULT_TTS_MODEL
+
+    def draft_for(self) -> str | None:
+        """The draft ssd runs with (None for ar, or where the target has no known draft and none was given)."""
+        if self.method == "ar":
+            return None
+        draft = self.draft or DEFAULT_TTS_DRAFTS.get(self.target)
+        if draft is None and self.method == "ssd":
+            raise SpecvoiceError(f"--method ssd needs --draft for {self.target}")
+        return draft
