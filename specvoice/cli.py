@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, TTS_METHODS, DecodingOptions, ModelOptions,
-                      SynthesisOptions, describe)
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, TTS_METHODS, DecodingOptions, ListenOptions,
+                      ModelOptions, SynthesisOptions, describe)
 from .transcript import FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -296,6 +296,72 @@ def _deliver(result, output: Optional[Path], play: bool) -> None:
 
 
 @app.command()
+def listen(
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Replay this audio file through the live pipeline instead of the microphone.")] = None,
+    input_device: Annotated[Optional[str], _option(ListenOptions, "input_device", "--device")] = ListenOptions.input_device,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="List the input devices and exit.")] = False,
+    step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
+    speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
+    previous_draft: Annotated[bool, _option(ListenOptions, "previous_draft", "--previous-draft/--no-previous-draft")] = ListenOptions.previous_draft,
+    vad: Annotated[bool, _option(ListenOptions, "vad", "--vad/--no-vad")] = ListenOptions.vad,
+    model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
+    method: Annotated[Method, _option(DecodingOptions, "method")] = Method(DecodingOptions.method),
+    draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d")] = ModelOptions.draft,
+    language: Annotated[Optional[str], _option(DecodingOptions, "language", "--language", "-l")] = DecodingOptions.language,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write the committed transcript here on exit.")] = None,
+    output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
+    model_device: Annotated[Device, _option(ModelOptions, "device", "--model-device")] = Device(ModelOptions.device),
+    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    stats: Annotated[bool, typer.Option("--stats", help="Print commit delays, real-time factor and work per update on exit.")] = False,
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+):
+    """Live transcription from the microphone (or --input FILE): committed text plain, tentative text dim."""
+    from .listen import describe_devices
+
+    if list_devices:
+        for line in describe_devices():
+            typer.echo(line)
+        return
+    values = dict(locals(), device=model_device.value, timestamps=True)
+    formats = _formats(output_dir, output_format)
+    listening, options, models = _build(ListenOptions, values), _build(DecodingOptions, values), _build(ModelOptions, values)
+    source = _live_source(input, listening)
+    transcriber = _transcriber(models, models.draft_for(options.method), options)
+    from .listen import LineView, LiveView, Streamer, WhisperRecognizer, measure, run, transcript
+
+    recognizer = WhisperRecognizer(transcriber, listening.previous_draft)
+    speech = None
+    if listening.vad:
+        from .audio.vad import speech_probabilities as speech
+    streamer = Streamer(recognizer, source.clock, speech)
+    out = Console(highlight=False, soft_wrap=True)
+    with (LiveView(out) if out.is_terminal else LineView(out)) as view, source.running() as audio_queue:
+        run(streamer, audio_queue, listening.step, view, lambda text: stderr.print(f"warning: {text}", markup=False))
+    seconds = audio_queue.seconds
+    if stats:
+        stderr.print(measure(streamer, seconds).line(), markup=False)
+    if formats:
+        from .transcript import write_outputs
+
+        result = transcript(streamer, recognizer.language, recognizer.stats, seconds)
+        extra = {"model": model, "method": options.method, "stream": measure(streamer, seconds).as_dict()}
+        write_outputs(result, output_dir / (input.stem if input else "listen"), formats, extra)
+
+
+def _live_source(path: Optional[Path], listening: ListenOptions):
+    """The microphone (checked before any model loads), or a file to replay at --speed."""
+    from .listen import FileReplay, Microphone
+
+    if path is None:
+        return Microphone(listening.input_device)
+    if listening.input_device is not None:
+        raise SpecvoiceError("--device and --input: listen to a device or replay a file, not both")
+    from .audio import load_audio
+
+    return FileReplay(load_audio(path), listening.speed)
+
+
+@app.command()
 def bench(
     manifest: Annotated[Path, typer.Option("--manifest", help="Speech manifest: JSON lines with id, audio (path relative to the manifest), text; optional kind, noisy.")],
     model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
@@ -313,6 +379,9 @@ def bench(
     tts_model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--tts-model")] = SynthesisOptions.model,
     tts_draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--tts-draft")] = SynthesisOptions.draft,
     betas: Annotated[str, typer.Option(help="tts: comma-separated ssd tolerances to measure (0 is exact).")] = "0,0.4",
+    stream: Annotated[bool, typer.Option("--stream", help="Measure live transcription (listen) instead: commit delays, passes and decoder time per update for ar, the previous-hypothesis draft, specasr and both.")] = False,
+    speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
+    step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
 ):
     """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token.
 
@@ -338,6 +407,9 @@ def bench(
         stderr.print(f"warning: {manifest}:{line.line}: {line.reason}", markup=False)
     if not clips:
         raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
+    if stream:
+        _bench_stream(clips, precisions[0], draft, ListenOptions(speed=speed, step=step), output_dir)
+        return
     needs_draft = "transformers" in peer_list or any(DecodingOptions(m).needs_draft for m in method_list)
     targets, draft_model = _load_targets(precisions, draft if needs_draft else None)
     chosen, notes = contestants(method_list, peer_list, targets, draft_model, model)
@@ -383,6 +455,19 @@ def _bench_tts(manifest: Path, limit: Optional[int], output_dir: Path, warmup: i
     for line in EXPLANATIONS + notes:
         stderr.print(f"note: {line}", markup=False)
     written = write_tts_reports(results, output_dir, command, notes)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+
+
+def _bench_stream(clips, models: ModelOptions, draft: str, listening: ListenOptions, output_dir: Path) -> None:
+    from .bench.stream import markdown, run_stream_bench, summarise, write_stream_reports
+
+    target, draft_model, _ = _load_models(models, draft)
+    results = run_stream_bench(clips, target, draft_model, listening,
+                               warn=lambda text: stderr.print(f"warning: {text}", markup=False),
+                               progress=lambda text: stderr.print(text, markup=False))
+    rows = summarise(results)
+    typer.echo(markdown(rows), nl=False)
+    written = write_stream_reports(results, rows, output_dir)
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 

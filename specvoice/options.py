@@ -201,3 +201,16 @@ class SynthesisOptions:
         if draft is None and self.method == "ssd":
             raise SpecvoiceError(f"--method ssd needs --draft for {self.target}")
         return draft
+@dataclass(frozen=True)
+class ListenOptions:
+    """How live audio is taken in and re-decoded (`specvoice listen`)."""
+
+    input_device: str | None = option(None, "Input device: its index or part of its name (see --list-devices); "
+                                            "default: the system's default input.")
+    step: float = option(1.0, "Seconds of new audio between re-decodes of the buffer.", min=0.1, max=10.0)
+    speed: float = option(1.0, "--input: replay pace (2: twice real time; 0: as fast as decoding allows).", min=0.0)
+    previous_draft: bool = option(True, "Propose the previous update's hypothesis as a free draft (no model pass).")
+    vad: bool = option(True, "Skip silence and end utterances with Silero VAD.")
+
+    def __post_init__(self):
+        _check_limits(self)

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from specvoice.cli import app
-from specvoice.options import DecodingOptions, ModelOptions, SynthesisOptions, describe
+from specvoice.options import DecodingOptions, ListenOptions, ModelOptions, SynthesisOptions, describe
 
 PACKAGE = Path(__file__).resolve().parents[1] / "specvoice"
 
@@ -32,11 +32,13 @@ ALLOWED = {
     "transcript": BASE | {"engine"},
     "transcribe": BASE | {"engine", "whisper", "audio", "options", "transcript"},
     "synthesize": BASE | {"engine", "audio", "options", "models", "bark", "hibari"},
-    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "synthesize"},
+    "listen": BASE | {"engine", "whisper", "audio", "options", "transcript", "transcribe"},
+    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "synthesize",
+                     "listen"},
     "cli": None,  # the top: anything
     "__main__": None,
 }
-PIPELINES = {"transcribe", "synthesize"}
+PIPELINES = {"transcribe", "synthesize", "listen"}
 
 
 def specvoice_imports(path: Path) -> list[str]:
@@ -88,7 +90,9 @@ def cli_parameters(command: str) -> dict:
 
 @pytest.mark.parametrize("command, options", [("transcribe", DecodingOptions), ("transcribe", ModelOptions),
                                               ("bench", ModelOptions), ("synthesize", SynthesisOptions),
-                                              ("synthesize", ModelOptions)])
+                                              ("synthesize", ModelOptions), ("bench", ListenOptions),
+                                              ("listen", ListenOptions), ("listen", DecodingOptions),
+                                              ("listen", ModelOptions)])
 def test_cli_defaults_and_help_come_from_the_options(command, options):
     parameters = cli_parameters(command)
     shared = [f for f in fields(options) if f.name in parameters]

@@ -7,7 +7,7 @@ timestamp pairs, and move the window to the last complete segment's end.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch
 from ..audio import SAMPLE_RATE
 from ..engine.decoder import Session
 from ..engine.drafter import NoDrafter
+from ..engine.lookup import LookupDrafter, MergedDrafter
 from ..engine.speculative import greedy_decode
 from ..engine.stats import DecodeStats
 from ..options import DecodingOptions
@@ -46,8 +47,12 @@ class Transcriber:
         languages = LANGUAGES[: tokenizer.translate - tokenizer.sot - 1]  # the tokens this model has
         return languages[int(torch.argmax(logits[[tokenizer.language_token(code) for code in languages]]))]
 
-    def _decode_window(self, window: np.ndarray, frames: int, timestamps: bool, language: str | None,
-                       stats: DecodeStats, timing: dict) -> tuple[list[int], str | None]:
+    def decode_window(self, window: np.ndarray, frames: int, timestamps: bool, language: str | None,
+                      stats: DecodeStats, timing: dict, previous: Sequence[int] = (),
+                      free_drafts: list[list[int]] | None = None) -> tuple[list[int], str | None]:
+        """One window's tokens (and its language, detected where not given), conditioned on `previous` text
+        tokens; `free_drafts` are earlier hypotheses of the same audio, proposed beside the model draft at no
+        model cost (engine/lookup.py)."""
         began = time.perf_counter()
         features = log_mel(window, self.target.model.config.num_mel_bins)
         self.target_decoder.encode(features)
@@ -58,9 +63,12 @@ class Transcriber:
         if language is None and self.target.tokenizer.multilingual:
             with torch.inference_mode():
                 language = self._detect_language()
-        task = self.target.decode_task(language, self.options.task, timestamps)
-        drafter = self.drafting.drafter(language, timestamps, frames / FRAMES_PER_SECOND) if self.drafting \
-            else NoDrafter()
+        task = self.target.decode_task(language, self.options.task, timestamps, previous)
+        drafter = self.drafting.drafter(language, timestamps, frames / FRAMES_PER_SECOND, previous) \
+            if self.drafting else NoDrafter()
+        if free_drafts:
+            lookup = LookupDrafter(free_drafts, anchored=True)
+            drafter = MergedDrafter(lookup, drafter) if self.drafting else lookup
         tokens = greedy_decode(self.target_decoder, task, drafter, stats).tokens
         timing["decoder"] += time.perf_counter() - began
         return tokens, language
@@ -78,7 +86,7 @@ class Transcriber:
         while seek < total_frames:
             window = audio[seek * HOP: seek * HOP + WINDOW_SAMPLES]
             window_frames = min(WINDOW_SAMPLES // HOP, total_frames - seek)
-            tokens, language = self._decode_window(window, window_frames, timestamps, language, stats, timing)
+            tokens, language = self.decode_window(window, window_frames, timestamps, language, stats, timing)
             if tokens and tokens[-1] == tokenizer.eot:
                 tokens = tokens[:-1]
             all_tokens += tokens
