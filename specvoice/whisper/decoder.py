@@ -70,8 +70,8 @@ def _attend_each(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     summation (a batched call changes both with the number of rows and the masked-out slots). A row costs
     what it would alone, so a single-token pass pays for nothing else.
     """
-    return torch.cat([_attend(q[:, i: i + 1], keys[:, seen], values[:, seen], None)
-                      for i, seen in enumerate(slots)], dim=1)
+    rows = [_attend(q[:, i: i + 1], keys[:, seen], values[:, seen], None) for i, seen in enumerate(slots)]
+    return rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
