@@ -1,0 +1,65 @@
+"""Llasa through lm/decoder.py on tiny random Llama + X-codec2 models: the model card's prompt, speculative
+sampling at beta 0 keeps the first speech token's distribution (beta 1 is flagged), greedy ssd equals ar,
+codes decode to audio of 320 samples per code at 16 kHz."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import perturbed
+from specvoice.engine.sampling import Sampler, Warp
+from specvoice.engine.stats import DecodeStats
+from specvoice.llasa import SPEECH_START, LlasaPair
+from test_sampling import chi_square
+from tts_models import tiny_llasa, tiny_llasa_tokenizer, tiny_xcodec2
+
+RUNS = 1500
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    tokenizer = tiny_llasa_tokenizer()
+    target = tiny_llasa(0, len(tokenizer))
+    return LlasaPair(target, tokenizer, tiny_xcodec2(0), perturbed(target, seed=1, scale=0.3))
+
+
+def test_prompt_is_the_model_cards(pair):
+    text = pair.tokenizer.decode(pair.prompt("hello world"))
+    assert text.endswith(SPEECH_START)
+    assert "convert the text to speech : <|TEXT_UNDERSTANDING_START|> hello world <|TEXT_UNDERSTANDING_END|>" in text
+
+
+def test_first_token_distribution_is_kept_and_beta_one_is_flagged(pair):
+    prompt = pair.prompt("the cat sat")
+    warp = Warp(1.0)
+    with torch.no_grad():  # the transformers model's own forward, not our cache
+        hidden = pair.decoder.body(torch.tensor([prompt])).last_hidden_state
+        exact = warp.probabilities(pair.decoder.lm_head(hidden)[0, -1:].double())[0]
+    generator = torch.Generator().manual_seed(0)
+    verdicts = []
+    stats = DecodeStats()
+    for beta in (0.0, 1.0):
+        sampler = Sampler(warp, True, beta=beta, draft_len=1, generator=generator, stats=stats)
+        counts = torch.zeros(len(exact), dtype=torch.float64)
+        for _ in range(RUNS):
+            counts[sampler(pair.decoder, pair.draft, prompt, 2, None)[0]] += 1
+        statistic, critical = chi_square(counts, exact)
+        verdicts.append(statistic <= critical)
+    assert verdicts == [True, False]
+    assert 0.2 < stats.acceptance_rate < 0.95
+
+
+def test_greedy_ssd_equals_ar_and_decodes_to_audio(pair):
+    plain = pair.speech_codes("hello world", Sampler(Warp(0.0), False))
+    assert pair.speech_codes("hello world", Sampler(Warp(0.0), True)) == plain
+    audio = pair.audio(plain)
+    assert pair.sample_rate == 16000 and len(audio) == 320 * len(plain)
