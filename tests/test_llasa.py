@@ -58,8 +58,18 @@ def test_first_token_distribution_is_kept_and_beta_one_is_flagged(pair):
     assert 0.2 < stats.acceptance_rate < 0.95
 
 
-def test_greedy_ssd_equals_ar_and_decodes_to_audio(pair):
+def test_greedy_ssd_equals_ar_and_transformers_and_decodes_to_audio(pair):
     plain = pair.speech_codes("hello world", Sampler(Warp(0.0), False))
     assert pair.speech_codes("hello world", Sampler(Warp(0.0), True)) == plain
+    prompt = pair.prompt("hello world")
+    model = pair.decoder.body, pair.decoder.lm_head
+    chain = list(prompt)
+    with torch.no_grad():  # the transformers modules' own greedy chain, no cache
+        while len(chain) < 2048 and (len(chain) == len(prompt) or chain[-1] != pair.end):
+            chain.append(int(model[1](model[0](torch.tensor([chain])).last_hidden_state)[0, -1].argmax()))
+            if len(chain) - len(prompt) >= 200:
+                break
+    theirs = [t - pair.first_code for t in chain[len(prompt):] if pair.first_code <= t < pair.first_code + pair.codes]
+    assert plain[: len(theirs)] == theirs and len(plain) > 0
     audio = pair.audio(plain)
     assert pair.sample_rate == 16000 and len(audio) == 320 * len(plain)
