@@ -190,6 +190,8 @@ class SynthesisOptions:
                                          "sampling to speculate on); use a Bark model for ar/ssd")
         if self.method == "ar" and self.draft is not None:
             raise SpecvoiceError("--draft needs --method ssd")
+        if self.top_p == 0:
+            raise SpecvoiceError("--top-p 0 keeps no token: give a value above 0")
 
     @property
     def target(self) -> str:

@@ -17,12 +17,7 @@ from tts_models import tiny_llasa, tiny_llasa_tokenizer, tiny_xcodec2
 RUNS = 1500
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

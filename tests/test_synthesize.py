@@ -29,12 +29,7 @@ def folders(tmp_path_factory):
     return save_tiny_bark(root / "target", 0), save_tiny_bark(root / "draft", 1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(capfdbinary, *args: str) -> tuple[int, bytes, str]:

@@ -103,7 +103,8 @@ class Synthesizer:
             return None
         o = self.options
         warp = Warp(o.temperature, o.top_k, o.top_p)
-        return Sampler(warp, speculative=o.method != "ar", beta=o.beta, draft_len=o.draft_len,
+        # No --method: ssd where the speaker has a draft (options.draft_for makes an explicit ssd need one).
+        return Sampler(warp, speculative=self.speaker.has_draft and o.method != "ar", beta=o.beta, draft_len=o.draft_len,
                        generator=torch.Generator(self.device).manual_seed(seed), stats=stats)
 
     def synthesize(self, text: str) -> Synthesis:
