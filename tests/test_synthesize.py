@@ -232,3 +232,14 @@ def test_tts_bench_accounts_for_every_run(folders):
         ratio = sum(r["lm_seconds"] for r in mine) / sum(r["audio_seconds"] for r in mine)
         assert row["lm_seconds_per_audio_second"] == pytest.approx(ratio, rel=0.01)
     assert [r["wer"] for r in runs if r["id"] == "a"] == [0.0] * 3  # heard exactly what was said
+
+
+def test_long_text_is_split_into_sentences_and_clauses_that_fit():
+    from specvoice.synthesize.text import split_sentences
+
+    long_clause = " ".join(["word"] * 50)
+    pieces = split_sentences(f"First one. Second one?\n\nThird, with a clause; and {long_clause}!")
+    assert pieces[:2] == ["First one.", "Second one?"]
+    assert all(len(piece.split()) <= 35 for piece in pieces)
+    assert " ".join(pieces).split() == f"First one. Second one? Third, with a clause; and {long_clause}!".split()
+    assert split_sentences("  \n ") == []
