@@ -375,7 +375,7 @@ def bench(
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
     dtypes: Annotated[str, typer.Option(help="Comma-separated precisions (as --dtype of transcribe) to measure every method at; the first one's ar is the reference.")] = ModelOptions.dtype,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
-    task: Annotated[BenchTask, typer.Option(help="transcribe: the manifest's audio; tts: speak the manifest's texts with ar and ssd, transcribe them back with --model.")] = BenchTask.transcribe,
+    task: Annotated[BenchTask, typer.Option(help="transcribe: the manifest's audio; tts: speak the manifest's texts with ar and ssd at each --betas, transcribe them back with --model/--draft (--methods, --peers and further --dtypes do not apply).")] = BenchTask.transcribe,
     tts_model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--tts-model")] = SynthesisOptions.model,
     tts_draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--tts-draft")] = SynthesisOptions.draft,
     betas: Annotated[str, typer.Option(help="tts: comma-separated ssd tolerances to measure (0 is exact).")] = "0,0.4",

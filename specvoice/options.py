@@ -150,7 +150,9 @@ TTS_METHODS = {
     "ssd": "speculative sampling with a draft: exactly the target's distribution at --beta 0",
 }
 DEFAULT_TTS_MODEL = "suno/bark"
-DEFAULT_TTS_DRAFTS = {"suno/bark": "suno/bark-small"}
+DEFAULT_TTS_DRAFTS = {"suno/bark": "suno/bark-small", "HKUSTAudio/Llasa-3B": "HKUSTAudio/Llasa-1B",
+                      "HKUSTAudio/Llasa-8B": "HKUSTAudio/Llasa-1B"}
+DEFAULT_XCODEC2 = "HKUSTAudio/xcodec2-hf"  # Llasa's codec, unless the model folder has its own in codec/
 OFFLINE_VOICE = "hibari"
 
 
@@ -158,10 +160,10 @@ OFFLINE_VOICE = "hibari"
 class SynthesisOptions:
     """What `specvoice synthesize` runs and how it samples; device and dtype are ModelOptions'."""
 
-    model: str | None = option(None, f"TTS model: a Bark hub id or folder, or {OFFLINE_VOICE} (the offline voice). "
+    model: str | None = option(None, f"TTS model: a Bark or Llasa hub id or folder, or {OFFLINE_VOICE} (the offline voice). "
                                      f"Default {DEFAULT_TTS_MODEL}; when its weights cannot be had, {OFFLINE_VOICE}.")
-    draft: str | None = option(None, "Draft model for ssd (default suno/bark-small for suno/bark); must share the "
-                                     "target's vocabularies.")
+    draft: str | None = option(None, "Draft model for ssd (default suno/bark-small for suno/bark, Llasa-1B for "
+                                     "Llasa-3B/8B); must share the target's vocabularies.")
     method: str | None = option(None, "ar: plain sampling from the target; ssd: speculative sampling, the same "
                                       "distribution at --beta 0 (default ssd where the model has a draft).")
     beta: float = option(0.0, "ssd tolerance: accept a draft token when u < p/q + beta. 0 is exact; > 0 is SSD's "
@@ -188,6 +190,8 @@ class SynthesisOptions:
                                          "sampling to speculate on); use a Bark model for ar/ssd")
         if self.method == "ar" and self.draft is not None:
             raise SpecvoiceError("--draft needs --method ssd")
+        if self.top_p == 0:
+            raise SpecvoiceError("--top-p 0 keeps no token: give a value above 0")
 
     @property
     def target(self) -> str:

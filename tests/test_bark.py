@@ -11,7 +11,7 @@ import torch
 from conftest import perturbed
 from specvoice.bark import BarkPair
 from specvoice.bark.model import semantic_constraint
-from specvoice.engine.sampling import DraftLength, Sampler, Warp
+from specvoice.engine.sampling import Sampler, Warp
 from specvoice.engine.stats import DecodeStats
 from specvoice.errors import SpecvoiceError
 from test_sampling import chi_square, critical_value
@@ -21,12 +21,7 @@ TEXT = "hello world the cat sat on the mat"
 RUNS = 800
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ TEMPERATURE = 0.8
 RUNS = 2000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: threads cost more than they give, and the machine is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import torch
 
 from specvoice.cli import main
 from test_cli import assert_one_line_error
-from tts_models import save_tiny_bark, tiny_bark
+from tts_models import save_tiny_bark, save_tiny_llasa, tiny_bark
 
 TEXT = "hello world. the cat sat on the mat"
 HOP = 320  # EnCodec samples per frame at 24 kHz (8 * 5 * 4 * 2)
@@ -29,12 +29,7 @@ def folders(tmp_path_factory):
     return save_tiny_bark(root / "target", 0), save_tiny_bark(root / "draft", 1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(capfdbinary, *args: str) -> tuple[int, bytes, str]:
@@ -93,6 +88,30 @@ def test_writes_a_wav_of_the_expected_length_and_greedy_ssd_equals_ar(folders, t
     pause = int(0.25 * rate)
     assert len(audio) == expected_samples(target, ["hello world.", "the cat sat on the mat"]) + pause
     assert np.abs(audio).max() > 0
+
+
+def test_llasa_writes_a_wav_of_the_expected_length_and_greedy_ssd_equals_ar(tmp_path, capfdbinary):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target, draft = save_tiny_llasa(tmp_path / "llasa", 0), save_tiny_llasa(tmp_path / "llasa-draft", 1)
+    outputs = {}
+    for method, extra in (("ar", []), ("ssd", ["-d", str(draft)])):
+        code, _, err = run(capfdbinary, "synthesize", "hello world", "-m", str(target), "--method", method,
+                           "--temperature", "0", "-o", str(tmp_path / f"{method}.wav"), *extra)
+        assert code == 0, err
+        outputs[method] = (tmp_path / f"{method}.wav").read_bytes()
+    assert outputs["ar"] == outputs["ssd"]
+    audio, rate = soundfile.read(io.BytesIO(outputs["ar"]))
+    # transformers' own greedy generate with the model card's settings: 320 samples per speech token
+    tokenizer, model = AutoTokenizer.from_pretrained(target), AutoModelForCausalLM.from_pretrained(target)
+    from specvoice.llasa import LlasaPair
+    from tts_models import tiny_xcodec2
+
+    prompt = LlasaPair(model, tokenizer, tiny_xcodec2(0)).prompt("hello world")
+    end, first = tokenizer.convert_tokens_to_ids("<|SPEECH_GENERATION_END|>"), tokenizer.convert_tokens_to_ids("<|s_0|>")
+    generated = model.generate(torch.tensor([prompt]), max_length=2048, eos_token_id=end, do_sample=False)[0, len(prompt):]
+    codes = int(((generated >= first) & (generated < first + 16)).sum())
+    assert codes > 0 and rate == 16000 and len(audio) == 320 * codes
 
 
 def test_standard_output_voice_and_stdin(folders, tmp_path, capfdbinary, monkeypatch):
@@ -213,3 +232,14 @@ def test_tts_bench_accounts_for_every_run(folders):
         ratio = sum(r["lm_seconds"] for r in mine) / sum(r["audio_seconds"] for r in mine)
         assert row["lm_seconds_per_audio_second"] == pytest.approx(ratio, rel=0.01)
     assert [r["wer"] for r in runs if r["id"] == "a"] == [0.0] * 3  # heard exactly what was said
+
+
+def test_long_text_is_split_into_sentences_and_clauses_that_fit():
+    from specvoice.synthesize.text import split_sentences
+
+    long_clause = " ".join(["word"] * 50)
+    pieces = split_sentences(f"First one. Second one?\n\nThird, with a clause; and {long_clause}!")
+    assert pieces[:2] == ["First one.", "Second one?"]
+    assert all(len(piece.split()) <= 35 for piece in pieces)
+    assert " ".join(pieces).split() == f"First one. Second one? Third, with a clause; and {long_clause}!".split()
+    assert split_sentences("  \n ") == []

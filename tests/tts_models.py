@@ -87,3 +87,57 @@ def save_tiny_bark(folder: Path, seed: int, voices: tuple[str, ...] = ("v2/en_sp
         listing[name] = entry
     (folder / "speaker_embeddings_path.json").write_text(json.dumps(listing))
     return folder
+
+
+LLASA_CODES = 16  # a tiny X-codec2 with quantization levels (4, 4)
+CHAT_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }}"
+                 "{% if not loop.last %} <|end|> {% endif %}{% endfor %}")
+
+
+def tiny_llasa_tokenizer():
+    """A word-level tokenizer with Llasa's special tokens, its speech tokens <|s_N|> and a chat template."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "convert", "text", "to", ":", *WORDS]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(dict.fromkeys(words))}, unk_token="<unk>"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", chat_template=CHAT_TEMPLATE)
+    tokenizer.add_special_tokens({"additional_special_tokens": [
+        "<|user|>", "<|assistant|>", "<|end|>", "<|TEXT_UNDERSTANDING_START|>", "<|TEXT_UNDERSTANDING_END|>", "<|SPEECH_GENERATION_START|>",
+        "<|SPEECH_GENERATION_END|>", *[f"<|s_{i}|>" for i in range(LLASA_CODES)]]})
+    return tokenizer
+
+
+def tiny_xcodec2(seed: int):
+    from transformers import Xcodec2Config, Xcodec2Model
+
+    torch.manual_seed(seed)
+    config = Xcodec2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           num_key_value_heads=2, head_dim=16, encoder_hidden_size=8, quantization_dim=64,
+                           quantization_levels=[4, 4],
+                           semantic_model_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                      intermediate_size=64, output_hidden_size=32,
+                                                      feature_projection_input_dim=160, conv_depthwise_kernel_size=3,
+                                                      position_embeddings_type="relative_key", num_adapter_layers=1))
+    return Xcodec2Model(config).eval()
+
+
+def tiny_llasa(seed: int, vocab: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         initializer_range=0.2)
+    return LlamaForCausalLM(config).eval()
+
+
+def save_tiny_llasa(folder: Path, seed: int) -> Path:
+    """A Llasa folder: the Llama weights and tokenizer, with the codec in codec/ (specvoice's local layout)."""
+    tokenizer = tiny_llasa_tokenizer()
+    tiny_llasa(seed, len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    tiny_xcodec2(seed).save_pretrained(folder / "codec")
+    return folder

@@ -20,11 +20,12 @@ from ..engine.sampling import Sampler, Warp
 from ..engine.stats import DecodeStats
 from ..errors import SpecvoiceError
 from ..hibari import HibariVoice
+from ..llasa import LlasaPair
 from ..models.resolve import ModelUnavailable, hub_folder, is_hub_id
-from ..options import DEFAULT_TTS_MODEL, OFFLINE_VOICE, SynthesisOptions
+from ..options import DEFAULT_TTS_MODEL, DEFAULT_XCODEC2, OFFLINE_VOICE, SynthesisOptions
 from .text import split_sentences
 
-BARK_FILES = ("*.json", "*.safetensors", "*.txt", "*.npy")
+MODEL_FILES = ("*.json", "*.safetensors", "*.txt", "*.npy", "*.jinja")  # Bark's speaker prompts are .npy
 
 
 @dataclass
@@ -65,6 +66,21 @@ class BarkSpeaker:
         return self.pair.audio(coarse, self.voice, seed), lm_seconds
 
 
+class LlasaSpeaker:
+    autoregressive = True
+
+    def __init__(self, pair: LlasaPair, voice: str | None):
+        if voice is not None:
+            raise SpecvoiceError("--voice: Llasa models take no speaker prompt here (Bark presets are for Bark models)")
+        self.pair, self.sample_rate, self.has_draft = pair, pair.sample_rate, pair.draft is not None
+
+    def speak(self, sentence: str, sampler: Sampler | None, seed: int) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        codes = self.pair.speech_codes(sentence, sampler)
+        lm_seconds = time.perf_counter() - start
+        return self.pair.audio(codes), lm_seconds
+
+
 class OfflineSpeaker:
     autoregressive = has_draft = False
 
@@ -87,7 +103,8 @@ class Synthesizer:
             return None
         o = self.options
         warp = Warp(o.temperature, o.top_k, o.top_p)
-        return Sampler(warp, speculative=o.method != "ar", beta=o.beta, draft_len=o.draft_len,
+        # No --method: ssd where the speaker has a draft (options.draft_for makes an explicit ssd need one).
+        return Sampler(warp, speculative=self.speaker.has_draft and o.method != "ar", beta=o.beta, draft_len=o.draft_len,
                        generator=torch.Generator(self.device).manual_seed(seed), stats=stats)
 
     def synthesize(self, text: str) -> Synthesis:
@@ -106,32 +123,48 @@ class Synthesizer:
                          lm_seconds)
 
 
-def _bark_folder(name: str) -> Path:
+def _model_folder(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise SpecvoiceError(f"{path}: not a model folder (no config.json)")
         return path
     if is_hub_id(name):
-        return hub_folder(name, BARK_FILES)
+        return hub_folder(name, MODEL_FILES)
     raise SpecvoiceError(f"unknown TTS model {name!r}: use {OFFLINE_VOICE}, a Bark hub id such as {DEFAULT_TTS_MODEL}, "
-                         "or a local folder")
+                         "a Llasa hub id, or a local folder")
 
 
-def _load_bark_pair(options: SynthesisOptions, device: str, dtype: torch.dtype) -> BarkPair:
+def _model_type(folder: Path) -> str:
     import json
 
-    from transformers import AutoTokenizer
+    return json.loads((folder / "config.json").read_text()).get("model_type")
 
-    folder = _bark_folder(options.target)
-    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
-    if model_type != "bark":
-        raise SpecvoiceError(f"{options.target}: a {model_type!r} model; synthesize runs Bark models "
+
+def _load_speaker_model(options: SynthesisOptions, voice: str | None, device: str, dtype: torch.dtype) -> Speaker:
+    """Bark or Llasa, chosen by the target folder's config; the draft must be of the same family."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = _model_folder(options.target)
+    family = _model_type(folder)
+    if family not in ("bark", "llama"):
+        raise SpecvoiceError(f"{options.target}: a {family!r} model; synthesize runs Bark and Llasa (Llama) models "
                              f"(or --model {OFFLINE_VOICE})")
     draft_name = options.draft_for()
-    draft = load_bark(_bark_folder(draft_name), device, dtype) if draft_name else None
-    return BarkPair(load_bark(folder, device, dtype), AutoTokenizer.from_pretrained(folder), voice_presets(folder),
-                    draft)
+    draft_folder = _model_folder(draft_name) if draft_name else None
+    if draft_folder is not None and _model_type(draft_folder) != family:
+        raise SpecvoiceError(f"draft {draft_name} is a {_model_type(draft_folder)!r} model, the target a {family!r} one: "
+                             "their vocabularies differ")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if family == "bark":
+        draft = load_bark(draft_folder, device, dtype) if draft_folder else None
+        return BarkSpeaker(BarkPair(load_bark(folder, device, dtype), tokenizer, voice_presets(folder), draft), voice)
+    from transformers import Xcodec2Model
+
+    load = lambda f: AutoModelForCausalLM.from_pretrained(f, dtype=dtype).to(device).eval()
+    codec_folder = folder / "codec" if (folder / "codec" / "config.json").is_file() else hub_folder(DEFAULT_XCODEC2)
+    codec = Xcodec2Model.from_pretrained(codec_folder).to(device).eval()  # float32: the codec is small
+    return LlasaSpeaker(LlasaPair(load(folder), tokenizer, codec, load(draft_folder) if draft_folder else None), voice)
 
 
 def load_speaker(options: SynthesisOptions, device: str, dtype: torch.dtype) -> tuple[Speaker, list[str]]:
@@ -139,7 +172,7 @@ def load_speaker(options: SynthesisOptions, device: str, dtype: torch.dtype) -> 
     if options.model == OFFLINE_VOICE:
         return OfflineSpeaker(HibariVoice(options.voice)), []
     try:
-        return BarkSpeaker(_load_bark_pair(options, device, dtype), options.voice), []
+        return _load_speaker_model(options, options.voice, device, dtype), []
     except ModelUnavailable as exc:
         plain = options.model is None and options.method is None and options.draft is None and options.voice is None
         if not plain:
