@@ -62,8 +62,9 @@ class ModelOptions:
     draft: str | None = option(None, f"Draft model for spec/specasr/dllm (default {DEFAULT_DRAFT}). Other "
                                      "vocabularies are bridged through text.")
     device: str = option("auto", "Where to run: auto (CUDA when available), cpu or cuda.")
-    dtype: str = option("auto", "Precision (auto: int8 on CPU, float16 on CUDA). int8 (CPU): the target's linear "
-                                "layers in int8 with per-row scales, exactly the same for every method.")
+    dtype: str = option("auto", "Precision (auto: int8 on CPU, float16 on CUDA; synthesize: float32 on CPU). int8 "
+                                "(CPU, transcribe): the target's linear layers in int8 with per-row scales, exactly "
+                                "the same for every method.")
     threads: int | None = option(None, "CPU threads for PyTorch (and for faster-whisper in the bench).", min=1)
 
     def __post_init__(self):
