@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import torch
 
+from . import ops
 from .decoder import CachedDecoder, Session, forward_chain
+from .ops import draw
 from .stats import DecodeStats
 
 
 def _probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax(logits / temperature, dim=-1)
-
-
-def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """A token per row of non-negative weights (unnormalised is fine), without a host sync.
-
-    gpt-fast's trick: argmax of w / Exp(1) noise picks i with probability w_i / sum(w), where
-    torch.multinomial would check the weights on the host.
-    """
-    noise = torch.empty_like(weights).exponential_(generator=generator)
-    # A noise of exactly 0 would make 0 / 0 = nan, which argmax picks: a zero-weight token must never win.
-    noise.clamp_(min=torch.finfo(noise.dtype).tiny)
-    return torch.argmax(weights / noise, dim=-1)
 
 
 def _propose(session: Session, sequence: list[int], count: int, temperature: float,
@@ -49,31 +39,11 @@ def _propose(session: Session, sequence: list[int], count: int, temperature: flo
     feed, start = sequence[keep:], keep
     for i in range(count):
         probs[i] = _probabilities(forward_chain(decoder, feed, start)[-1], temperature)
-        tokens[i] = _draw(probs[i], generator)
+        tokens[i] = draw(probs[i], generator)
         feed, start = tokens[i: i + 1], start + len(feed)
     if count:
         session.commit(sequence[keep:])
     return tokens, probs
-
-
-def _verify(target_probs: torch.Tensor, draft_probs: torch.Tensor, drafted: torch.Tensor, beta: float,
-            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(number of drafts accepted, the target's own next token), both still on the device.
-
-    target_probs has one row per draft plus the bonus row, draft_probs one row per draft.
-    """
-    count = len(drafted)
-    rows = torch.arange(count, device=drafted.device)
-    ratio = target_probs[rows, drafted] / draft_probs[rows, drafted]
-    uniform = torch.rand(count, device=drafted.device, generator=generator)
-    accepted = (uniform < ratio.clamp(max=1.0) + beta).long().cumprod(dim=0).sum().view(1)
-    # A zero draft row after the last draft turns the residual max(0, p - q) into p itself: the bonus token.
-    padded = torch.cat([draft_probs, draft_probs.new_zeros(1, draft_probs.shape[1])])
-    p, q = target_probs.index_select(0, accepted)[0], padded.index_select(0, accepted)[0]
-    residual = (p - q).clamp(min=0.0)
-    # Rounding can leave no mass when q is within float error of p; p is then the distribution anyway.
-    residual = torch.where(residual.sum() > 0, residual, p)
-    return accepted, _draw(residual, generator).view(1)
 
 
 def _budget(decoders: list[CachedDecoder], prompt: list[int], max_new_tokens: int) -> int:
@@ -102,6 +72,7 @@ def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list
     if draft.vocab_size != target.vocab_size:
         raise ValueError(f"draft vocabulary {draft.vocab_size} != target vocabulary {target.vocab_size}")
     stats = stats if stats is not None else DecodeStats()
+    stats.kernels = ops.active().name
     target_session, draft_session = Session(target), Session(draft)
     budget = _budget([target, draft], prompt, max_new_tokens)
     sequence = list(prompt)
@@ -112,7 +83,7 @@ def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list
         uncached = torch.tensor(sequence[keep:], device=target.device)  # the last token (the prompt at first)
         logits = forward_chain(target, torch.cat([uncached, drafted]), keep)
         target_probs = _probabilities(logits[-count - 1:], temperature)
-        verdict = _verify(target_probs, draft_probs, drafted, beta, generator)
+        verdict = ops.active().speculative_verify(target_probs, draft_probs, drafted, beta, generator)
         *guesses, accepted, token = torch.cat([drafted, *verdict]).tolist()
         # Both caches now hold the guesses they were fed; the next rewind_to drops the rejected ones.
         target_session.commit(sequence[keep:] + guesses)
@@ -141,7 +112,7 @@ def sample(target: CachedDecoder, prompt: list[int], max_new_tokens: int, stop_t
     for _ in range(_budget([target], prompt, max_new_tokens)):
         logits = session.feed(feed)[-1]
         stats.target_passes += 1
-        token = _draw(_probabilities(logits, temperature), generator).item()
+        token = draw(_probabilities(logits, temperature), generator).item()
         emitted.append(token)
         stats.tokens += 1
         if token == stop_token:

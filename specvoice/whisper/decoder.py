@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..engine import ops
 from ..engine.cache import StaticKVCache
 from ..engine.linear import fused, int8_copy
 from .model import WhisperModel
@@ -158,14 +159,14 @@ class WhisperDecoder:
             if self.exact:
                 a = _attend_rows(self._heads(q), keys[0], values[0], visible)
             else:
-                a = _attend(self._heads(q), keys[0], values[0], visible)
+                a = ops.active().attention(self._heads(q), keys[0], values[0], visible)
             x = x + layer.self_out(a.transpose(0, 1).reshape(x.shape))
 
             q = layer.cross_q(layer.cross_norm(x))
             if self.exact:
                 a = _attend_cross(self._heads(q), self.cross_keys[i], self.cross_values[i])
             else:
-                a = _attend(self._heads(q), self.cross_keys[i], self.cross_values[i], None)
+                a = ops.active().attention(self._heads(q), self.cross_keys[i], self.cross_values[i], None)
             x = x + layer.cross_out(a.transpose(0, 1).reshape(x.shape))
 
             x = x + layer.fc2(layer.activation(layer.fc1(layer.ffn_norm(x))))
