@@ -14,6 +14,7 @@ from typing import Iterator
 
 import torch
 
+from .decoder import CachedDecoder
 from .tree import TokenTree
 
 
@@ -44,6 +45,10 @@ class TorchOps:
     """PyTorch operators: the reference every kernel is tested against."""
 
     name = "torch"
+
+    def static_shapes(self, decoder: CachedDecoder) -> CachedDecoder:
+        """The decoder a decoding loop should run: this one, or a wrapper with shapes CUDA graphs can replay."""
+        return decoder
 
     def attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                   visible: torch.Tensor | None) -> torch.Tensor:
@@ -97,9 +102,17 @@ class TritonOps(TorchOps):
     def __init__(self):
         import specvoice_kernels.attention
         import specvoice_kernels.cache
+        import specvoice_kernels.graphs
         import specvoice_kernels.verify
 
         self._kernels = specvoice_kernels
+
+    def static_shapes(self, decoder):
+        """On CUDA, forwards at bucketed sizes replayed as CUDA graphs (captured per decode, so per window:
+        a new window's cross-attention keys are new tensors); elsewhere the decoder as it is."""
+        if decoder.device.type != "cuda":
+            return decoder
+        return self._kernels.graphs.StaticShapeDecoder(decoder, capture=True)
 
     def attention(self, q, keys, values, visible):
         return self._kernels.attention.attention(q, keys, values, visible)

@@ -40,7 +40,7 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
     drafter = drafter or NoDrafter()
     stats = stats if stats is not None else DecodeStats()
     stats.kernels = ops.active().name
-    session = Session(target)
+    session = Session(ops.active().static_shapes(target))
     sequence = list(task.prompt)
     sampled_from = len(task.prompt)
     logprob, watched = 0.0, None
