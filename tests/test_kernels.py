@@ -24,19 +24,17 @@ if not GPU and not specvoice_kernels.interpreting():
                 allow_module_level=True)
 DEVICE = torch.device("cuda" if GPU else "cpu")
 
-from conftest import TOKENS, bundle, draft_policy, features, perturbed, tiny_whisper  # noqa: E402
+from conftest import bundle, draft_policy, perturbed, tiny_whisper  # noqa: E402
 from specvoice.engine import ops  # noqa: E402
 from specvoice.engine.ops import TorchOps, TritonOps  # noqa: E402
 from specvoice.engine.sampling import speculative_sample  # noqa: E402
-from specvoice.engine.speculative import DecodeTask, greedy_decode  # noqa: E402
 from specvoice.engine.stats import DecodeStats  # noqa: E402
 from specvoice.engine.tree import TokenTree  # noqa: E402
 from specvoice.lm.decoder import CausalLMDecoder  # noqa: E402
 from specvoice.options import ModelOptions  # noqa: E402
 from specvoice.errors import SpecvoiceError  # noqa: E402
-from specvoice.whisper.decoder import WhisperDecoder  # noqa: E402
 from test_dllm import corrupt, refine  # noqa: E402
-from test_engine_identity import OracleBehindDecoy, decode, rules_for  # noqa: E402
+from test_engine_identity import decode, decode_behind_decoy  # noqa: E402
 from test_lm_decoder import tiny_lm  # noqa: E402
 
 TRITON, TORCH = TritonOps(), TorchOps()
@@ -224,14 +222,8 @@ def test_refinement_equals_greedy_with_kernels_on(seed, timestamps, audio_seed, 
 
 
 def test_winning_branch_is_compacted_by_the_kernel():
-    target = bundle(TARGETS[0])
     with ops.using(TRITON):
-        expected, _ = decode(target, None, None, False, 0.0, 20, 9)
-        decoder = WhisperDecoder(target)
-        decoder.encode(features(9))
-        task = DecodeTask([TOKENS.sot, TOKENS.no_timestamps], rules_for(target, False, 0.0), TOKENS.eot, 20)
-        stats = DecodeStats()
-        got = greedy_decode(decoder, task, OracleBehindDecoy(expected, 2, 6), stats).tokens
+        expected, got, stats = decode_behind_decoy(bundle(TARGETS[0]), 20)
     assert got == expected
     assert stats.target_passes == -(-len(expected) // 7)
 
