@@ -32,6 +32,7 @@ from specvoice.engine.stats import DecodeStats  # noqa: E402
 from specvoice.engine.tree import TokenTree  # noqa: E402
 from specvoice.lm.decoder import CausalLMDecoder  # noqa: E402
 from specvoice.options import ModelOptions  # noqa: E402
+from specvoice.whisper.decoder import WhisperDecoder  # noqa: E402
 from specvoice.errors import SpecvoiceError  # noqa: E402
 from test_dllm import corrupt, refine  # noqa: E402
 from test_engine_identity import decode, decode_behind_decoy  # noqa: E402
@@ -267,3 +268,30 @@ def test_kernels_on_without_a_gpu_is_one_error_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: --kernels on needs a CUDA GPU (or TRITON_INTERPRET=1 in the environment to run the kernels in "
         "Triton's CPU interpreter, slowly)"]
+
+
+@pytest.mark.real
+def test_real_whisper_forward_matches_pytorch_with_kernels_on():
+    """tiny.en's weights on a real clip: a verify pass over the prompt and a token tree with the attention
+    kernel (self- and cross-attention over 1,500 frames) gives PyTorch's logits."""
+    from conftest import SPEECH
+    from specvoice.audio import load_audio
+    from specvoice.models import load_whisper
+    from specvoice.whisper.features import log_mel
+
+    clip = SPEECH / "whisper_jfk.wav"
+    if not clip.exists():
+        pytest.skip(f"{clip} not found (the shared speech clips)")
+    model = load_whisper("tiny.en")  # float32: the attention goes through engine/ops.py (int8 keeps its own)
+    decoder = WhisperDecoder(model)
+    assert not decoder.exact
+    decoder.encode(log_mel(load_audio(clip), model.model.config.num_mel_bins))
+    tokenizer = model.tokenizer
+    tree = TokenTree.build([tokenizer.sot, tokenizer.no_timestamps], [[843, 523], [400]], max_nodes=8)
+    inputs = (torch.tensor(tree.tokens), torch.tensor(tree.depths), torch.arange(len(tree)),
+              tree.visibility(0, decoder.device))
+    expected = decoder.forward(*inputs)
+    with ops.using(TRITON):
+        got = decoder.forward(*inputs)
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-4)
+    assert torch.equal(got.argmax(dim=-1), expected.argmax(dim=-1))
