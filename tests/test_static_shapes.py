@@ -19,6 +19,7 @@ from specvoice_kernels.graphs import BUCKETS, StaticShapeDecoder, bucket, pad
 from test_engine_identity import TARGETS, decode
 
 
+@settings(deadline=None)
 @given(rows=st.integers(0, 300))
 def test_bucket_is_the_smallest_that_holds_the_rows(rows):
     size = bucket(rows)
@@ -29,6 +30,7 @@ def test_bucket_is_the_smallest_that_holds_the_rows(rows):
         assert all(b < rows for b in BUCKETS if b < size)
 
 
+@settings(max_examples=50, deadline=None)
 @given(stem=st.integers(1, 4), prefix=st.integers(0, 20),
        sequences=st.lists(st.lists(st.integers(0, 5), max_size=4), max_size=4))
 def test_padding_rows_see_only_themselves_and_real_rows_keep_their_mask(stem, prefix, sequences):
