@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, TTS_METHODS, DecodingOptions, ListenOptions,
-                      ModelOptions, SynthesisOptions, describe)
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHODS, TASKS, TTS_METHODS, DecodingOptions,
+                      ListenOptions, ModelOptions, SynthesisOptions, describe)
 from .transcript import FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -33,6 +33,7 @@ DType = _choices("DType", DTYPES)
 Task = _choices("Task", TASKS)
 TtsMethod = _choices("TtsMethod", TTS_METHODS)
 BenchTask = _choices("BenchTask", ("transcribe", "tts"))
+Kernels = _choices("Kernels", KERNELS)
 OutputFormat = _choices("OutputFormat", (*FORMATS, "all"))
 
 
@@ -78,6 +79,7 @@ def transcribe(
     tree_positions: Annotated[int, _option(DecodingOptions, "tree_positions")] = DecodingOptions.tree_positions,
     stats: Annotated[bool, typer.Option("--stats", help="Print decoding statistics per file.")] = False,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+    kernels: Annotated[Kernels, _option(ModelOptions, "kernels")] = Kernels(ModelOptions.kernels),
 ):
     """Transcribe audio files; prints the text and writes txt/srt/vtt/json on request."""
     values = dict(locals())
@@ -120,6 +122,7 @@ def _load_models(models: ModelOptions, draft: Optional[str]):
     import torch
     import transformers
 
+    from .engine import ops
     from .models import load_whisper
 
     transformers.utils.logging.disable_progress_bar()
@@ -127,6 +130,7 @@ def _load_models(models: ModelOptions, draft: Optional[str]):
     if models.threads:
         torch.set_num_threads(models.threads)
     placement = models.placement()
+    ops.activate(models.kernel_ops(placement.device))
     target = load_whisper(models.model, placement.device, placement.dtype, placement.int8)
     # The draft's own precision is its decoder's business (int8 on the CPU: its errors cost only speed).
     return target, (load_whisper(draft, placement.device, placement.dtype) if draft else None), placement
@@ -178,7 +182,7 @@ def _show(result, path: Path, show_stats: bool, several: bool) -> None:
         s = result.stats
         stderr.print(f"{path.name}: {s.tokens} tokens, {s.target_passes} target passes, {s.draft_passes} draft passes, "
                      f"{s.mean_accepted_length:.2f} tokens/pass, acceptance {s.acceptance_rate:.0%}, "
-                     f"encoder {result.encoder_seconds:.2f} s, decoder {result.decoder_seconds:.2f} s")
+                     f"encoder {result.encoder_seconds:.2f} s, decoder {result.decoder_seconds:.2f} s, kernels {s.kernels}")
 
 
 def _text(text: Optional[str], file: Optional[Path]) -> str:

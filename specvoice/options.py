@@ -22,6 +22,7 @@ METHODS = {
 TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "int8", "float32", "float16", "bfloat16")
+KERNELS = ("auto", "on", "off")
 DEFAULT_DRAFT = "tiny.en"
 
 
@@ -66,10 +67,14 @@ class ModelOptions:
                                 "(CPU, transcribe): the target's linear layers in int8 with per-row scales, exactly "
                                 "the same for every method.")
     threads: int | None = option(None, "CPU threads for PyTorch (and for faster-whisper in the bench).", min=1)
+    kernels: str = option("auto", "Triton kernels for the decoding hot paths (attention, cache compaction, "
+                                  "verification): auto (on with CUDA), on or off.")
 
     def __post_init__(self):
         if self.device not in DEVICES:
             raise SpecvoiceError(f"unknown device {self.device!r}: choose from {', '.join(DEVICES)}")
+        if self.kernels not in KERNELS:
+            raise SpecvoiceError(f"unknown kernels choice {self.kernels!r}: choose from {', '.join(KERNELS)}")
         if self.dtype not in DTYPES:
             raise SpecvoiceError(f"unknown dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
         _check_limits(self)
@@ -87,6 +92,23 @@ class ModelOptions:
         if name == "cuda" and dtype == "int8":
             raise SpecvoiceError("--dtype int8 runs on the CPU only; use float16 on CUDA")
         return Placement(name, torch.float32 if dtype == "int8" else getattr(torch, dtype), dtype == "int8", dtype)
+
+    def kernel_ops(self, device: str):
+        """The implementation of the engine's hot operations (engine/ops.py) for models on `device`."""
+        import specvoice_kernels
+
+        from .engine.ops import TorchOps, TritonOps
+
+        if self.kernels == "off":
+            return TorchOps()
+        if self.kernels == "auto":
+            return TritonOps() if device == "cuda" and specvoice_kernels.installed() else TorchOps()
+        if device != "cuda" and not specvoice_kernels.interpreting():
+            raise SpecvoiceError("--kernels on needs a CUDA GPU (or TRITON_INTERPRET=1 in the environment to run "
+                                 "the kernels in Triton's CPU interpreter, slowly)")
+        if not specvoice_kernels.installed():
+            raise SpecvoiceError("--kernels on needs triton: pip install 'specvoice[kernels]'")
+        return TritonOps()
 
     def draft_for(self, method: str) -> str | None:
         """The draft a method runs with: the one asked for, or the default where the method needs one."""

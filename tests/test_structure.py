@@ -84,6 +84,18 @@ def test_the_layer_table_covers_every_part():
     assert parts - {"__init__"} <= set(ALLOWED)
 
 
+KERNELS = PACKAGE.parent / "kernels"
+
+
+@pytest.mark.parametrize("path", sorted(KERNELS.rglob("*.py")), ids=lambda p: str(p.relative_to(KERNELS)))
+def test_kernels_import_nothing_from_specvoice(path):
+    """kernels/ is a leaf the engine picks up (engine/ops.py): no adapter, no engine, no pipeline in it."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        assert not any(name.split(".")[0] == "specvoice" for name in names), f"{path.name} imports {names}"
+
+
 def cli_parameters(command: str) -> dict:
     click_command = typer.main.get_command(app).commands[command]
     return {param.name: param for param in click_command.params}

@@ -22,7 +22,9 @@ from typing import Callable
 
 import torch
 
+from . import ops
 from .decoder import CachedDecoder, Session, forward_chain
+from .ops import draw
 from .stats import DecodeStats
 
 
@@ -79,18 +81,6 @@ class DraftLength:
             self.current = max(1, min(self.longest, self.current + change))
 
 
-def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """A token per row of non-negative weights (unnormalised is fine), without a host sync.
-
-    gpt-fast's trick: argmax of w / Exp(1) noise picks i with probability w_i / sum(w), where
-    torch.multinomial would check the weights on the host.
-    """
-    noise = torch.empty_like(weights).exponential_(generator=generator)
-    # A noise of exactly 0 would make 0 / 0 = nan, which argmax picks: a zero-weight token must never win.
-    noise.clamp_(min=torch.finfo(noise.dtype).tiny)
-    return torch.argmax(weights / noise, dim=-1)
-
-
 def _propose(session: Session, sequence: list[int], count: int, warp: Warp, first: int,
              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` tokens sampled from the draft after `sequence` (new token number `first` onwards), and the
@@ -106,31 +96,11 @@ def _propose(session: Session, sequence: list[int], count: int, warp: Warp, firs
     feed, start = sequence[keep:], keep
     for i in range(count):
         probs[i] = warp.probabilities(forward_chain(decoder, feed, start)[-1:], first + i)[0]
-        tokens[i] = _draw(probs[i], generator)
+        tokens[i] = draw(probs[i], generator)
         feed, start = tokens[i: i + 1], start + len(feed)
     if count:
         session.commit(sequence[keep:])
     return tokens, probs
-
-
-def _verify(target_probs: torch.Tensor, draft_probs: torch.Tensor, drafted: torch.Tensor, beta: float,
-            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(number of drafts accepted, the target's own next token), both still on the device.
-
-    target_probs has one row per draft plus the bonus row, draft_probs one row per draft.
-    """
-    count = len(drafted)
-    rows = torch.arange(count, device=drafted.device)
-    ratio = target_probs[rows, drafted] / draft_probs[rows, drafted]
-    uniform = torch.rand(count, device=drafted.device, generator=generator)
-    accepted = (uniform < ratio.clamp(max=1.0) + beta).long().cumprod(dim=0).sum().view(1)
-    # A zero draft row after the last draft turns the residual max(0, p - q) into p itself: the bonus token.
-    padded = torch.cat([draft_probs, draft_probs.new_zeros(1, draft_probs.shape[1])])
-    p, q = target_probs.index_select(0, accepted)[0], padded.index_select(0, accepted)[0]
-    residual = (p - q).clamp(min=0.0)
-    # Rounding can leave no mass when q is within float error of p; p is then the distribution anyway.
-    residual = torch.where(residual.sum() > 0, residual, p)
-    return accepted, _draw(residual, generator).view(1)
 
 
 def _budget(decoders: list[CachedDecoder], prompt: list[int], max_new_tokens: int) -> int:
@@ -161,6 +131,7 @@ def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list
         raise ValueError(f"draft vocabulary {draft.vocab_size} != target vocabulary {target.vocab_size}")
     stats = stats if stats is not None else DecodeStats()
     lengths = draft_len if isinstance(draft_len, DraftLength) else DraftLength(draft_len, draft_len, adaptive=False)
+    stats.kernels = ops.active().name
     target_session, draft_session = Session(target), Session(draft)
     budget = _budget([target, draft], prompt, max_new_tokens)
     sequence = list(prompt)
@@ -171,7 +142,7 @@ def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list
         uncached = torch.tensor(sequence[keep:], device=target.device)  # the last token (the prompt at first)
         logits = forward_chain(target, torch.cat([uncached, drafted]), keep)
         target_probs = warp.probabilities(logits[-count - 1:], generated)
-        verdict = _verify(target_probs, draft_probs, drafted, beta, generator)
+        verdict = ops.active().speculative_verify(target_probs, draft_probs, drafted, beta, generator)
         *guesses, accepted, token = torch.cat([drafted, *verdict]).tolist()
         # Both caches now hold the guesses they were fed; the next rewind_to drops the rejected ones.
         target_session.commit(sequence[keep:] + guesses)
@@ -201,7 +172,7 @@ def sample(target: CachedDecoder, prompt: list[int], max_new_tokens: int, stop_t
     for _ in range(_budget([target], prompt, max_new_tokens)):
         logits = session.feed(feed)[-1]
         stats.target_passes += 1
-        token = _draw(warp.probabilities(logits.unsqueeze(0), len(emitted))[0], generator).item()
+        token = draw(warp.probabilities(logits.unsqueeze(0), len(emitted))[0], generator).item()
         emitted.append(token)
         stats.tokens += 1
         if token == stop_token:

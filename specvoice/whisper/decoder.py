@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..engine import ops
 from ..engine.cache import StaticKVCache
 from ..engine.linear import fused, int8_copy
 from .model import WhisperModel
@@ -152,14 +153,14 @@ class WhisperDecoder:
             if self.exact:
                 a = _attend_each(self._heads(q), keys[0], values[0], own_slots)
             else:
-                a = _attend(self._heads(q), keys[0], values[0], visible)
+                a = ops.active().attention(self._heads(q), keys[0], values[0], visible)
             x = x + layer.self_out(a.transpose(0, 1).reshape(x.shape))
 
             q = layer.cross_q(layer.cross_norm(x))
             if self.exact:
                 a = _attend_each(self._heads(q), self.cross_keys[i], self.cross_values[i], every_frame)
             else:
-                a = _attend(self._heads(q), self.cross_keys[i], self.cross_values[i], None)
+                a = ops.active().attention(self._heads(q), self.cross_keys[i], self.cross_values[i], None)
             x = x + layer.cross_out(a.transpose(0, 1).reshape(x.shape))
 
             x = x + layer.fc2(layer.activation(layer.fc1(layer.ffn_norm(x))))
