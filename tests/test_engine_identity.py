@@ -123,13 +123,17 @@ class OracleBehindDecoy:
         pass
 
 
-def test_winning_branch_is_compacted_into_place():
-    target = bundle(TARGETS[0])
-    expected, _ = decode(target, None, None, False, 0.0, 40, 9)
+def decode_behind_decoy(target, max_new: int) -> tuple[list[int], list[int], DecodeStats]:
+    """Greedy tokens, and the same decoded with OracleBehindDecoy (6 tokens a pass): (expected, got, stats)."""
+    expected, _ = decode(target, None, None, False, 0.0, max_new, 9)
     decoder = WhisperDecoder(target)
     decoder.encode(features(9))
-    task = DecodeTask([TOKENS.sot, TOKENS.no_timestamps], rules_for(target, False, 0.0), TOKENS.eot, 40)
+    task = DecodeTask([TOKENS.sot, TOKENS.no_timestamps], rules_for(target, False, 0.0), TOKENS.eot, max_new)
     stats = DecodeStats()
-    got = greedy_decode(decoder, task, OracleBehindDecoy(expected, 2, 6), stats).tokens
+    return expected, greedy_decode(decoder, task, OracleBehindDecoy(expected, 2, 6), stats).tokens, stats
+
+
+def test_winning_branch_is_compacted_into_place():
+    expected, got, stats = decode_behind_decoy(bundle(TARGETS[0]), 40)
     assert got == expected
     assert stats.target_passes == -(-len(expected) // 7)  # 6 accepted + 1 own token per pass

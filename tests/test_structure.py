@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from specvoice.cli import app
-from specvoice.options import DecodingOptions, ListenOptions, ModelOptions, describe
+from specvoice.options import DecodingOptions, ListenOptions, ModelOptions, SynthesisOptions, describe
 
 PACKAGE = Path(__file__).resolve().parents[1] / "specvoice"
 
@@ -25,16 +25,21 @@ ALLOWED = {
     "audio": BASE,
     "whisper": BASE | {"engine", "audio"},
     "lm": BASE | {"engine"},
+    "bark": BASE | {"engine"},
+    "llasa": BASE | {"engine", "lm"},
+    "hibari": BASE,
     "models": BASE | {"whisper", "lm"},
     "options": BASE | {"engine", "whisper"},
     "transcript": BASE | {"engine"},
     "transcribe": BASE | {"engine", "whisper", "audio", "options", "transcript"},
+    "synthesize": BASE | {"engine", "audio", "options", "models", "bark", "llasa", "hibari"},
     "listen": BASE | {"engine", "whisper", "audio", "options", "transcript", "transcribe"},
-    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "listen"},
+    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "synthesize",
+                     "listen"},
     "cli": None,  # the top: anything
     "__main__": None,
 }
-PIPELINES = {"transcribe", "listen"}
+PIPELINES = {"transcribe", "synthesize", "listen"}
 
 
 def specvoice_imports(path: Path) -> list[str]:
@@ -79,14 +84,28 @@ def test_the_layer_table_covers_every_part():
     assert parts - {"__init__"} <= set(ALLOWED)
 
 
+KERNELS = PACKAGE.parent / "kernels"
+
+
+@pytest.mark.parametrize("path", sorted(KERNELS.rglob("*.py")), ids=lambda p: str(p.relative_to(KERNELS)))
+def test_kernels_import_nothing_from_specvoice(path):
+    """kernels/ is a leaf the engine picks up (engine/ops.py): no adapter, no engine, no pipeline in it."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        assert not any(name.split(".")[0] == "specvoice" for name in names), f"{path.name} imports {names}"
+
+
 def cli_parameters(command: str) -> dict:
     click_command = typer.main.get_command(app).commands[command]
     return {param.name: param for param in click_command.params}
 
 
 @pytest.mark.parametrize("command, options", [("transcribe", DecodingOptions), ("transcribe", ModelOptions),
-                                              ("bench", ModelOptions), ("bench", ListenOptions), ("listen", ListenOptions),
-                                              ("listen", DecodingOptions), ("listen", ModelOptions)])
+                                              ("bench", ModelOptions), ("synthesize", SynthesisOptions),
+                                              ("synthesize", ModelOptions), ("bench", ListenOptions),
+                                              ("listen", ListenOptions), ("listen", DecodingOptions),
+                                              ("listen", ModelOptions)])
 def test_cli_defaults_and_help_come_from_the_options(command, options):
     parameters = cli_parameters(command)
     shared = [f for f in fields(options) if f.name in parameters]
@@ -96,6 +115,8 @@ def test_cli_defaults_and_help_come_from_the_options(command, options):
         parameter = parameters[f.name]
         if command == "bench" and f.name == "draft":
             continue  # the bench always measures a draft: its default is the default draft, not "none"
+        if command == "synthesize" and options is ModelOptions and f.name in ("model", "draft"):
+            continue  # synthesize's model and draft are SynthesisOptions' (TTS models, not Whisper)
         assert getattr(parameter.default, "value", parameter.default) == getattr(defaults, f.name), f.name
         assert parameter.help == describe(options, f.name)["help"], f.name
         limits = describe(options, f.name)

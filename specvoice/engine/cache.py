@@ -1,12 +1,14 @@
 """The static self-attention cache every CachedDecoder keeps: preallocated, indexed by slot.
 
 Writing a token's keys/values is an indexed store at its slot; rolling back costs nothing (stale slots are
-just not made visible); an accepted tree branch is moved into chain order with one gather per tensor.
+just not made visible); an accepted tree branch is moved into chain order for every layer at once (engine/ops.py).
 """
 
 from __future__ import annotations
 
 import torch
+
+from . import ops
 
 
 class StaticKVCache:
@@ -26,5 +28,4 @@ class StaticKVCache:
         return self.keys[layer, :, :, :span], self.values[layer, :, :, :span]
 
     def move(self, source: torch.Tensor, destination: torch.Tensor) -> None:
-        self.keys[:, :, :, destination] = self.keys[:, :, :, source]
-        self.values[:, :, :, destination] = self.values[:, :, :, source]
+        ops.active().move_slots(self.keys, self.values, source, destination)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import ops
 from .decoder import CachedDecoder, LogitRules, Session, common_prefix
 from .stats import DecodeStats
 from .tree import TokenTree
@@ -66,7 +67,7 @@ class ModelDrafter(Drafter):
     """Drafts with a model that shares the target's vocabulary (see bridge.py for other pairs)."""
 
     def __init__(self, decoder: CachedDecoder, rules: LogitRules, stop_token: int, policy: DraftPolicy):
-        self.session = Session(decoder)
+        self.session = Session(ops.active().static_shapes(decoder))
         self.rules = rules
         self.stop_token = stop_token
         self.policy = policy

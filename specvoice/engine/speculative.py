@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import ops
 from .decoder import CachedDecoder, LogitRules, Session
 from .drafter import Drafter, NoDrafter
 from .stats import DecodeStats
@@ -38,7 +39,8 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
     """What the target emits after the prompt, greedily; the drafter only changes how fast."""
     drafter = drafter or NoDrafter()
     stats = stats if stats is not None else DecodeStats()
-    session = Session(target)
+    stats.kernels = ops.active().name
+    session = Session(ops.active().static_shapes(target))
     sequence = list(task.prompt)
     sampled_from = len(task.prompt)
     logprob, watched = 0.0, None
@@ -52,11 +54,9 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
         if task.watch is not None and watched is None:  # the first pass holds the whole prompt
             watched = logits[task.watch].clone()
         histories = [sequence[sampled_from:] + tree.path_tokens(node) for node in range(tree.root, len(tree))]
-        ruled = task.rules(logits[tree.root:], histories)
-        predictions = ruled.argmax(dim=-1).tolist()
-        nodes, emitted = tree.accept(predictions, task.stop_token)
-        path = [0] + [node - tree.root for node in nodes]  # the rows that predicted each emitted token
-        logprob += float(torch.log_softmax(ruled[path], dim=-1)[range(len(path)), emitted].sum())
+        verdict = ops.active().greedy_verify(task.rules(logits[tree.root:], histories), tree, task.stop_token)
+        predictions, nodes, emitted = verdict.predictions, verdict.nodes, verdict.emitted
+        logprob += verdict.logprob
         drafter.observe(tree, predictions, nodes)
         session.accept(tree, nodes)
         sequence.extend(emitted)

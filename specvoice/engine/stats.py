@@ -12,6 +12,7 @@ class DecodeStats:
     draft_passes: int = 0
     drafted: int = 0  # draft tokens put before the target (tree nodes below the root)
     accepted: int = 0  # draft tokens the target kept
+    kernels: str = "torch"  # which implementation of the hot operations ran (engine/ops.py): torch or triton
 
     @property
     def mean_accepted_length(self) -> float:
