@@ -114,8 +114,12 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
                                stderr=subprocess.PIPE, text=True)
     block = SAMPLE_RATE // 10 * 2
 
+    stop = threading.Event()
+
     def feed():  # 0.1 s every 0.1 s, as a microphone would
         for i in range(0, len(raw), block):
+            if stop.is_set():
+                return
             os.write(writer, raw[i: i + block])
             time.sleep(0.1)
 
@@ -130,6 +134,8 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
     process.send_signal(signal.SIGINT)  # Ctrl-C: commit what is left, write the files, exit 0
     assert process.wait(timeout=120) == 0, process.stderr.read()
     reader.join(timeout=10)
+    stop.set()
+    feeder.join(timeout=10)
     os.close(writer)
     text = " ".join(lines).lower()
     assert "what your country can do for you" in text.replace(",", "").replace(".", ""), text
