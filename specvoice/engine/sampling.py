@@ -17,7 +17,7 @@ import torch
 
 from .decoder import CachedDecoder, Session, forward_chain
 from .drafter import Drafter
-from .speculative import DecodeTask, Decoded
+from .speculative import DecodeTask, Decoded, propose_within
 from .stats import DecodeStats
 
 
@@ -164,14 +164,11 @@ def sample_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter, tem
     """
     stats = stats if stats is not None else DecodeStats()
     session = Session(target)
-    sequence = list(task.prompt)
-    sampled_from = len(task.prompt)
+    sequence, sampled_from = list(task.prompt), len(task.prompt)
     logprob, watched = 0.0, None
     while True:
-        generated = len(sequence) - sampled_from
-        room = min(task.max_new_tokens - generated - 1, target.max_slots - len(sequence))
-        candidates = drafter.propose(sequence, sampled_from, room, stats) if room > 0 else []
-        chain = candidates[0][:room] if candidates else []
+        candidates = propose_within(target, task, drafter, sequence, stats)
+        chain = candidates[0] if candidates else []
         keep = session.rewind_to(sequence)
         logits = forward_chain(target, sequence[keep:] + chain, keep)
         if task.watch is not None and watched is None:  # the first pass holds the whole prompt
