@@ -10,21 +10,29 @@ BIN = $(VENV)/bin
 SPEECH ?= ../shared/speech
 STAMP = $(VENV)/.installed
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install system-packages run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[models,bench,vad,test]'
+	$(BIN)/python -m pip install -q -e '.[models,bench,vad,voices,listen,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# `specvoice listen` needs the PortAudio library (sounddevice loads it at import). Installed where apt-get
+# can (root, or passwordless sudo); elsewhere its tests skip and say why.
+system-packages:
+	@ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
+	  ( $$SUDO apt-get install -y -qq libportaudio2 || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libportaudio2; } ) >/dev/null 2>&1 \
+	  || echo "note: could not install libportaudio2; listen's PortAudio tests will skip"; }
+
 run: $(STAMP)
 	$(BIN)/specvoice transcribe $(SPEECH)/whisper_jfk.wav --stats
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

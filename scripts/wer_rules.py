@@ -24,7 +24,7 @@ settings = {
     "greedy as before": DecodingOptions("ar", language="en", temperature_increment_on_fallback=0,
                                         no_speech_threshold=None, condition_on_previous_text=False),
     "openai-whisper's rules": DecodingOptions("ar", language="en"),
-    "the rules + --vad": DecodingOptions("ar", language="en", vad=True),
+    "the rules + --vad": DecodingOptions("ar", language="en", vad_filter=True),
 }
 totals = {name: [WordErrors(), 0, 0] for name in settings}
 for row in rows:

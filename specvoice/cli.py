@@ -14,11 +14,13 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import SpecvoiceError
-from .options import DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, DecodingOptions, ModelOptions, describe
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, METHODS, TASKS, TTS_METHODS, DecodingOptions, ListenOptions,
+                      ModelOptions, SynthesisOptions, describe)
 from .transcript import FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Fast speech recognition with speculative decoding, token-identical to greedy Whisper.")
+                  help="Speech recognition and synthesis with speculative decoding: transcripts token-identical to "
+                       "greedy Whisper, speech sampled exactly as the target model samples it.")
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -30,6 +32,8 @@ Method = _choices("Method", METHODS)
 Device = _choices("Device", DEVICES)
 DType = _choices("DType", DTYPES)
 Task = _choices("Task", TASKS)
+TtsMethod = _choices("TtsMethod", TTS_METHODS)
+BenchTask = _choices("BenchTask", ("transcribe", "tts"))
 OutputFormat = _choices("OutputFormat", (*FORMATS, "all"))
 
 
@@ -58,7 +62,7 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Fast speech recognition with speculative decoding, token-identical to greedy Whisper."""
+    """Speech recognition and synthesis with speculative decoding."""
 
 
 def _timestamp(seconds: float) -> str:
@@ -78,7 +82,7 @@ def transcribe(
     timestamps: Annotated[Optional[bool], _option(DecodingOptions, "timestamps", "--timestamps/--no-timestamps")] = DecodingOptions.timestamps,
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write transcript files here (created if needed; a folder input's files keep their place in it).")] = None,
     output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
-    vad: Annotated[bool, _option(DecodingOptions, "vad", "--vad/--no-vad")] = DecodingOptions.vad,
+    vad_filter: Annotated[bool, _option(DecodingOptions, "vad_filter", "--vad/--no-vad")] = DecodingOptions.vad_filter,
     temperature: Annotated[float, _option(DecodingOptions, "temperature")] = DecodingOptions.temperature,
     temperature_increment_on_fallback: Annotated[float, _option(DecodingOptions, "temperature_increment_on_fallback")] = DecodingOptions.temperature_increment_on_fallback,
     best_of: Annotated[int, _option(DecodingOptions, "best_of")] = DecodingOptions.best_of,
@@ -230,6 +234,186 @@ def _show(result, name: str, method: str, show_stats: bool, several: bool) -> No
         stderr.print(Text(f"{name}: {_stats_line(result, method)}"))
 
 
+def _text(text: Optional[str], file: Optional[Path]) -> str:
+    if text is not None and file is not None:
+        raise SpecvoiceError("give the text or --file, not both")
+    if file is not None:
+        if not file.is_file():
+            raise SpecvoiceError(f"{file}: no such file")
+        return file.read_text(encoding="utf-8", errors="replace")
+    if text is not None and text != "-":
+        return text
+    if sys.stdin.isatty():
+        raise SpecvoiceError("no text: give it as an argument, with --file, or on standard input")
+    return sys.stdin.read()
+
+
+def _check_writable(output: Path) -> None:
+    """Fail before the slow part when the output cannot be written."""
+    if output.is_dir():
+        raise SpecvoiceError(f"{output}: is a folder; give a file name such as out.wav")
+    parent = output.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise SpecvoiceError(f"{output}: cannot write there (permission denied)")
+
+
+@app.command()
+def synthesize(
+    text: Annotated[Optional[str], typer.Argument(help="Text to speak (- or omitted: standard input).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Wav file to write (- for standard output).")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read the text from this file.")] = None,
+    model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--model", "-m")] = SynthesisOptions.model,
+    draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--draft", "-d")] = SynthesisOptions.draft,
+    method: Annotated[Optional[TtsMethod], _option(SynthesisOptions, "method")] = SynthesisOptions.method,
+    beta: Annotated[float, _option(SynthesisOptions, "beta")] = SynthesisOptions.beta,
+    draft_len: Annotated[Optional[int], _option(SynthesisOptions, "draft_len")] = SynthesisOptions.draft_len,
+    temperature: Annotated[float, _option(SynthesisOptions, "temperature")] = SynthesisOptions.temperature,
+    top_k: Annotated[Optional[int], _option(SynthesisOptions, "top_k")] = SynthesisOptions.top_k,
+    top_p: Annotated[Optional[float], _option(SynthesisOptions, "top_p")] = SynthesisOptions.top_p,
+    seed: Annotated[int, _option(SynthesisOptions, "seed")] = SynthesisOptions.seed,
+    voice: Annotated[Optional[str], _option(SynthesisOptions, "voice", "--voice", "-v")] = SynthesisOptions.voice,
+    pause: Annotated[float, _option(SynthesisOptions, "pause")] = SynthesisOptions.pause,
+    play: Annotated[bool, typer.Option("--play", help="Play the audio (sounddevice).")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Print sampling statistics.")] = False,
+    device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
+    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+):
+    """Speak text: Bark sampled with ssd (exact at --beta 0) or ar, or the offline voice; writes a wav."""
+    values = dict(locals())
+    options = _build(SynthesisOptions, values)
+    if output is None and not play:
+        raise SpecvoiceError("say where the audio goes: -o out.wav, -o - (standard output) or --play")
+    if output is not None and str(output) != "-":
+        _check_writable(output)
+    spoken = _text(text, file)
+    if not spoken.strip():
+        raise SpecvoiceError("no text to speak (empty input)")
+    synthesizer, notes = _synthesizer(options, ModelOptions(device=device.value, dtype=dtype.value, threads=threads))
+    for note in notes:
+        stderr.print(f"note: {note}", markup=False)
+    result = synthesizer.synthesize(spoken)
+    _deliver(result, output, play)
+    if stats:
+        s = result.stats
+        line = f"{len(result.sentences)} sentence(s), {result.seconds:.2f} s of audio at {result.sample_rate} Hz"
+        if s.tokens:
+            line += (f"; token stages {result.lm_seconds:.2f} s, {s.tokens} tokens, {s.target_passes} target passes, "
+                     f"{s.mean_accepted_length:.2f} tokens/pass, acceptance {s.acceptance_rate:.0%}")
+        stderr.print(line, markup=False)
+
+
+def _synthesizer(options: SynthesisOptions, models: ModelOptions):
+    import torch
+    import transformers
+
+    from .synthesize import Synthesizer, load_speaker
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    if models.threads:
+        torch.set_num_threads(models.threads)
+    placement = models.placement()
+    if placement.int8 and models.dtype == "int8":
+        raise SpecvoiceError("--dtype int8 is for transcribe; synthesize runs float32, float16 or bfloat16")
+    speaker, notes = load_speaker(options, placement.device, placement.dtype)
+    return Synthesizer(speaker, options, placement.device), notes
+
+
+def _deliver(result, output: Optional[Path], play: bool) -> None:
+    from .files import write_atomic
+    from .synthesize import wav_bytes
+
+    if output is not None:
+        data = wav_bytes(result.audio, result.sample_rate)
+        if str(output) == "-":
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            try:
+                write_atomic(output, data)
+            except OSError as exc:
+                raise SpecvoiceError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    if play:
+        try:
+            import sounddevice
+        except (ImportError, OSError) as exc:
+            raise SpecvoiceError(f"--play needs sounddevice and PortAudio: pip install 'specvoice[listen]' ({exc})") from None
+        try:
+            sounddevice.play(result.audio, result.sample_rate)
+            sounddevice.wait()
+        except sounddevice.PortAudioError as exc:
+            raise SpecvoiceError(f"--play: {exc}") from None
+
+
+@app.command()
+def listen(
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Replay this audio file through the live pipeline instead of the microphone.")] = None,
+    input_device: Annotated[Optional[str], _option(ListenOptions, "input_device", "--device")] = ListenOptions.input_device,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="List the input devices and exit.")] = False,
+    step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
+    speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
+    previous_draft: Annotated[bool, _option(ListenOptions, "previous_draft", "--previous-draft/--no-previous-draft")] = ListenOptions.previous_draft,
+    vad: Annotated[bool, _option(ListenOptions, "vad", "--vad/--no-vad")] = ListenOptions.vad,
+    model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
+    method: Annotated[Method, _option(DecodingOptions, "method")] = Method(DecodingOptions.method),
+    draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d")] = ModelOptions.draft,
+    language: Annotated[Optional[str], _option(DecodingOptions, "language", "--language", "-l")] = DecodingOptions.language,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write the committed transcript here on exit.")] = None,
+    output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
+    model_device: Annotated[Device, _option(ModelOptions, "device", "--model-device")] = Device(ModelOptions.device),
+    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    stats: Annotated[bool, typer.Option("--stats", help="Print commit delays, real-time factor and work per update on exit.")] = False,
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+):
+    """Live transcription from the microphone (or --input FILE): committed text plain, tentative text dim."""
+    from .listen import describe_devices
+
+    if list_devices:
+        for line in describe_devices():
+            typer.echo(line)
+        return
+    values = dict(locals(), device=model_device.value, timestamps=True)
+    formats = _formats(output_dir, output_format)
+    listening, options, models = _build(ListenOptions, values), _build(DecodingOptions, values), _build(ModelOptions, values)
+    source = _live_source(input, listening)
+    transcriber = _transcriber(models, models.draft_for(options.method), options)
+    from .listen import LineView, LiveView, Streamer, WhisperRecognizer, measure, run, transcript
+
+    recognizer = WhisperRecognizer(transcriber, listening.previous_draft)
+    speech = None
+    if listening.vad:
+        from .audio.vad import speech_probabilities as speech
+    streamer = Streamer(recognizer, source.clock, speech)
+    out = Console(highlight=False, soft_wrap=True)
+    with (LiveView(out) if out.is_terminal else LineView(out)) as view, source.running() as audio_queue:
+        run(streamer, audio_queue, listening.step, view, lambda text: stderr.print(f"warning: {text}", markup=False))
+    seconds = audio_queue.seconds
+    if stats:
+        stderr.print(measure(streamer, seconds).line(), markup=False)
+    if formats:
+        from .transcript import write_outputs
+
+        result = transcript(streamer, recognizer.language, recognizer.stats, seconds)
+        extra = {"model": model, "method": options.method, "stream": measure(streamer, seconds).as_dict()}
+        write_outputs(result, output_dir / (input.stem if input else "listen"), formats, extra)
+
+
+def _live_source(path: Optional[Path], listening: ListenOptions):
+    """The microphone (checked before any model loads), or a file to replay at --speed."""
+    from .listen import FileReplay, Microphone
+
+    if path is None:
+        return Microphone(listening.input_device)
+    if listening.input_device is not None:
+        raise SpecvoiceError("--device and --input: listen to a device or replay a file, not both")
+    from .audio import load_audio
+
+    return FileReplay(load_audio(path), listening.speed)
+
+
 @app.command()
 def bench(
     manifest: Annotated[Path, typer.Option("--manifest", help="Speech manifest: JSON lines with id, audio (path relative to the manifest), text; optional kind, noisy.")],
@@ -244,9 +428,25 @@ def bench(
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
     dtypes: Annotated[str, typer.Option(help="Comma-separated precisions (as --dtype of transcribe) to measure every method at; the first one's ar is the reference.")] = ModelOptions.dtype,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+    task: Annotated[BenchTask, typer.Option(help="transcribe: the manifest's audio; tts: speak the manifest's texts with ar and ssd at each --betas, transcribe them back with --model/--draft (--methods, --peers and further --dtypes do not apply).")] = BenchTask.transcribe,
+    tts_model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--tts-model")] = SynthesisOptions.model,
+    tts_draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--tts-draft")] = SynthesisOptions.draft,
+    betas: Annotated[str, typer.Option(help="tts: comma-separated ssd tolerances to measure (0 is exact).")] = "0,0.4",
+    stream: Annotated[bool, typer.Option("--stream", help="Measure live transcription (listen) instead: commit delays, passes and decoder time per update for ar, the previous-hypothesis draft, specasr and both.")] = False,
+    speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
+    step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
 ):
-    """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token."""
+    """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token.
+
+    With --task tts: LM-stage seconds per audio second of ar and ssd, speed-up, tokens per target pass,
+    acceptance, and the WER of each synthesized sentence transcribed back."""
     import shlex
+
+    if task == BenchTask.tts:
+        return _bench_tts(manifest, limit, output_dir, warmup, repeat, betas,
+                          SynthesisOptions(model=tts_model, draft=tts_draft),
+                          ModelOptions(model=model, draft=draft, device=device.value, dtype=dtypes.split(",")[0].strip(),
+                                       threads=threads))
 
     from .bench.manifest import read_manifest
     from .bench.report import print_table, write_reports
@@ -260,6 +460,9 @@ def bench(
         stderr.print(f"warning: {manifest}:{line.line}: {line.reason}", markup=False)
     if not clips:
         raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
+    if stream:
+        _bench_stream(clips, precisions[0], draft, ListenOptions(speed=speed, step=step), output_dir)
+        return
     needs_draft = "transformers" in peer_list or any(DecodingOptions(m).needs_draft for m in method_list)
     targets, draft_model = _load_targets(precisions, draft if needs_draft else None)
     chosen, notes = contestants(method_list, peer_list, targets, draft_model, model)
@@ -275,6 +478,49 @@ def bench(
     written, more_notes = write_reports(results, output_dir)
     for note in more_notes:
         stderr.print(f"note: {note}", markup=False)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+
+
+def _bench_tts(manifest: Path, limit: Optional[int], output_dir: Path, warmup: int, repeat: int, betas: str,
+               options: SynthesisOptions, models: ModelOptions) -> None:
+    import shlex
+
+    from .audio import to_model_rate
+    from .bench.manifest import read_manifest
+    from .bench.tts import EXPLANATIONS, markdown_table, run_tts_bench, speakable, tts_contestants, write_tts_reports
+
+    try:
+        beta_list = [float(b) for b in betas.split(",") if b.strip()]
+    except ValueError:
+        raise SpecvoiceError(f"--betas {betas!r}: give numbers such as 0,0.4") from None
+    clips, _ = read_manifest(manifest, limit)
+    texts = [(clip.id, speakable(clip.reference)) for clip in clips if clip.reference.strip()]
+    if not texts:
+        raise SpecvoiceError(f"{manifest}: no texts to speak")
+    synthesizer, notes = _synthesizer(options, ModelOptions(device=models.device, threads=models.threads))
+    contestants, more_notes = tts_contestants(synthesizer, beta_list)
+    transcriber = _transcriber(models, models.draft, DecodingOptions(language="en"))
+    heard = lambda audio, rate: transcriber.transcribe(to_model_rate(audio, rate)).text
+    results = run_tts_bench(texts, contestants, heard, repeat, warmup)
+    notes += more_notes
+    command = shlex.join(["specvoice", *sys.argv[1:]])
+    Console(highlight=False, width=200).print(markdown_table(results["summary"]), markup=False)
+    for line in EXPLANATIONS + notes:
+        stderr.print(f"note: {line}", markup=False)
+    written = write_tts_reports(results, output_dir, command, notes)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+
+
+def _bench_stream(clips, models: ModelOptions, draft: str, listening: ListenOptions, output_dir: Path) -> None:
+    from .bench.stream import markdown, run_stream_bench, summarise, write_stream_reports
+
+    target, draft_model, _ = _load_models(models, draft)
+    results = run_stream_bench(clips, target, draft_model, listening,
+                               warn=lambda text: stderr.print(f"warning: {text}", markup=False),
+                               progress=lambda text: stderr.print(text, markup=False))
+    rows = summarise(results)
+    typer.echo(markdown(rows), nl=False)
+    written = write_stream_reports(results, rows, output_dir)
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 

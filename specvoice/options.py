@@ -62,8 +62,9 @@ class ModelOptions:
     draft: str | None = option(None, f"Draft model for spec/specasr/dllm (default {DEFAULT_DRAFT}). Other "
                                      "vocabularies are bridged through text.")
     device: str = option("auto", "Where to run: auto (CUDA when available), cpu or cuda.")
-    dtype: str = option("auto", "Precision (auto: int8 on CPU, float16 on CUDA). int8 (CPU): the target's linear "
-                                "layers in int8 with per-row scales, exactly the same for every method.")
+    dtype: str = option("auto", "Precision (auto: int8 on CPU, float16 on CUDA; synthesize: float32 on CPU). int8 "
+                                "(CPU, transcribe): the target's linear layers in int8 with per-row scales, exactly "
+                                "the same for every method.")
     threads: int | None = option(None, "CPU threads for PyTorch (and for faster-whisper in the bench).", min=1)
 
     def __post_init__(self):
@@ -135,7 +136,7 @@ class DecodingOptions:
     condition_on_previous_text: bool = option(True, "Prompt each window with the text before it (off: windows are "
                                                     "independent, less prone to repetition loops).")
     initial_prompt: str | None = option(None, "Text to prompt the first window with (names, spelling, style).")
-    vad: bool = option(False, "Skip silence found by Silero VAD and cut windows in pauses (needs the vad extra).")
+    vad_filter: bool = option(False, "Skip silence found by Silero VAD and cut windows in pauses (needs the vad extra).")
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -169,3 +170,78 @@ class DecodingOptions:
                            tree_positions=self.tree_positions, tree_alternatives=self.tree_alternatives,
                            tree_below=self.tree_below, branch_successor=self.branch_successor,
                            realign_window=self.realign_window, adaptive_cap=True)
+
+
+TTS_METHODS = {
+    "ar": "plain sampling from the target (the reference distribution)",
+    "ssd": "speculative sampling with a draft: exactly the target's distribution at --beta 0",
+}
+DEFAULT_TTS_MODEL = "suno/bark"
+DEFAULT_TTS_DRAFTS = {"suno/bark": "suno/bark-small", "HKUSTAudio/Llasa-3B": "HKUSTAudio/Llasa-1B",
+                      "HKUSTAudio/Llasa-8B": "HKUSTAudio/Llasa-1B"}
+DEFAULT_XCODEC2 = "HKUSTAudio/xcodec2-hf"  # Llasa's codec, unless the model folder has its own in codec/
+OFFLINE_VOICE = "hibari"
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """What `specvoice synthesize` runs and how it samples; device and dtype are ModelOptions'."""
+
+    model: str | None = option(None, f"TTS model: a Bark or Llasa hub id or folder, or {OFFLINE_VOICE} (the offline voice). "
+                                     f"Default {DEFAULT_TTS_MODEL}; when its weights cannot be had, {OFFLINE_VOICE}.")
+    draft: str | None = option(None, "Draft model for ssd (default suno/bark-small for suno/bark, Llasa-1B for "
+                                     "Llasa-3B/8B); must share the target's vocabularies.")
+    method: str | None = option(None, "ar: plain sampling from the target; ssd: speculative sampling, the same "
+                                      "distribution at --beta 0 (default ssd where the model has a draft).")
+    beta: float = option(0.0, "ssd tolerance: accept a draft token when u < p/q + beta. 0 is exact; > 0 is SSD's "
+                              "lossy acceptance (faster, changes the output distribution).", min=0.0, max=1.0)
+    draft_len: int | None = option(None, "Draft tokens per target pass (default: adaptive, 4 to 12).", min=1, max=32)
+    temperature: float = option(0.7, "Sampling temperature of the token stages (0: greedy; Bark's default 0.7).",
+                                min=0.0, max=2.0)
+    top_k: int | None = option(None, "Sample only from the k most likely tokens.", min=1)
+    top_p: float | None = option(None, "Sample only from the smallest set of tokens with this much probability.",
+                                 min=0.0, max=1.0)
+    seed: int = option(0, "Random seed: the same seed, text and options give the same audio.", min=0)
+    voice: str | None = option(None, "Speaker: a Bark preset of the model (e.g. v2/en_speaker_6) or a .npz speaker "
+                                     f"prompt; for {OFFLINE_VOICE}, one of its voices (heart is built in).")
+    pause: float = option(0.25, "Seconds of silence between sentences of a long text.", min=0.0, max=5.0)
+
+    def __post_init__(self):
+        if self.method is not None and self.method not in TTS_METHODS:
+            raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(TTS_METHODS)}")
+        _check_limits(self)
+        if self.model == OFFLINE_VOICE:
+            for name, value in (("--method", self.method), ("--draft", self.draft)):
+                if value is not None:
+                    raise SpecvoiceError(f"{name}: the offline voice {OFFLINE_VOICE} is not autoregressive (no token "
+                                         "sampling to speculate on); use a Bark model for ar/ssd")
+        if self.method == "ar" and self.draft is not None:
+            raise SpecvoiceError("--draft needs --method ssd")
+        if self.top_p == 0:
+            raise SpecvoiceError("--top-p 0 keeps no token: give a value above 0")
+
+    @property
+    def target(self) -> str:
+        return self.model or DEFAULT_TTS_MODEL
+
+    def draft_for(self) -> str | None:
+        """The draft ssd runs with (None for ar, or where the target has no known draft and none was given)."""
+        if self.method == "ar":
+            return None
+        draft = self.draft or DEFAULT_TTS_DRAFTS.get(self.target)
+        if draft is None and self.method == "ssd":
+            raise SpecvoiceError(f"--method ssd needs --draft for {self.target}")
+        return draft
+@dataclass(frozen=True)
+class ListenOptions:
+    """How live audio is taken in and re-decoded (`specvoice listen`)."""
+
+    input_device: str | None = option(None, "Input device: its index or part of its name (see --list-devices); "
+                                            "default: the system's default input.")
+    step: float = option(1.0, "Seconds of new audio between re-decodes of the buffer.", min=0.1, max=10.0)
+    speed: float = option(1.0, "--input: replay pace (2: twice real time; 0: as fast as decoding allows).", min=0.0)
+    previous_draft: bool = option(True, "Propose the previous update's hypothesis as a free draft (no model pass).")
+    vad: bool = option(True, "Skip silence and end utterances with Silero VAD.")
+
+    def __post_init__(self):
+        _check_limits(self)

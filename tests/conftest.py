@@ -64,6 +64,15 @@ def features(seed: int, frames: int = 40, mels: int = 8) -> torch.Tensor:
     return torch.randn(1, mels, frames, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One PyTorch thread for a module of tiny models: threads cost more than they give, and the machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def manifest() -> list[dict]:
     path = SPEECH / "manifest.jsonl"

@@ -15,7 +15,7 @@ import torch
 from conftest import draft_policy, perturbed
 from specvoice.engine.drafter import ModelDrafter
 from specvoice.engine.lookup import LookupDrafter
-from specvoice.engine.sampling import sample, sample_decode, speculative_sample
+from specvoice.engine.sampling import DraftLength, Warp, sample, sample_decode, speculative_sample
 from specvoice.engine.speculative import DecodeTask
 from specvoice.engine.stats import DecodeStats
 from specvoice.lm.decoder import CausalLMDecoder
@@ -27,13 +27,7 @@ TEMPERATURE = 0.8
 RUNS = 2000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: threads cost more than they give, and the machine is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +51,24 @@ def draft(draft_model):
     return CausalLMDecoder(draft_model, max_slots=16)
 
 
-@pytest.fixture(scope="module")
-def exact(target_model) -> torch.Tensor:
-    """[V, V, V]: probability that the target's first three tokens after PROMPT are (a, b, c)."""
-    def next_token(prefixes: list[list[int]]) -> torch.Tensor:
+def exact_under(target_model, warp: Warp) -> torch.Tensor:
+    """[V, V, V]: probability that the target's first three tokens after PROMPT are (a, b, c), computed from the
+    transformers model's logits."""
+    def next_token(prefixes: list[list[int]], first: int) -> torch.Tensor:
         with torch.no_grad():
             logits = target_model(torch.tensor(prefixes)).logits[:, -1]
-        return torch.softmax(logits.double() / TEMPERATURE, dim=-1)
+        # Rows are different prefixes of one length (a warp reads its rows as consecutive positions).
+        return torch.cat([warp.probabilities(row.double().unsqueeze(0), first) for row in logits])
 
-    first = next_token([PROMPT])[0]
-    second = next_token([PROMPT + [a] for a in range(VOCAB)])
-    third = next_token([PROMPT + [a, b] for a in range(VOCAB) for b in range(VOCAB)]).view(VOCAB, VOCAB, VOCAB)
+    first = next_token([PROMPT], 0)[0]
+    second = next_token([PROMPT + [a] for a in range(VOCAB)], 1)
+    third = next_token([PROMPT + [a, b] for a in range(VOCAB) for b in range(VOCAB)], 2).view(VOCAB, VOCAB, VOCAB)
     return first[:, None, None] * second[:, :, None] * third
+
+
+@pytest.fixture(scope="module")
+def exact(target_model) -> torch.Tensor:
+    return exact_under(target_model, Warp(TEMPERATURE))
 
 
 def counts_of_first_three(decode, runs: int, seed: int) -> torch.Tensor:
@@ -98,10 +98,13 @@ def chi_square(counts: torch.Tensor, probabilities: torch.Tensor) -> tuple[float
     observed = torch.cat([observed[:pooled].sum().view(1), observed[pooled:]])
     expected = torch.cat([expected[:pooled].sum().view(1), expected[pooled:]])
     statistic = float(((observed - expected) ** 2 / expected).sum())
-    df = len(expected) - 1
+    return statistic, critical_value(len(expected) - 1)
+
+
+def critical_value(df: int) -> float:
+    """The chi-square distribution's 99.9% quantile with df degrees of freedom (Wilson-Hilferty)."""
     z = 3.09  # the standard normal's 99.9% quantile
-    critical = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
-    return statistic, critical
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
 def mismatches(counts: torch.Tensor, exact: torch.Tensor) -> list[str]:
@@ -119,11 +122,11 @@ def speculative(target, draft, beta: float, stats: DecodeStats | None = None):
     # Two drafts per round over three tokens: rejection at either draft, residual, bonus and a draftless
     # last round all shape the first three tokens.
     return lambda generator: speculative_sample(target, draft, PROMPT, 3, None, draft_len=2, beta=beta,
-                                                temperature=TEMPERATURE, generator=generator, stats=stats)
+                                                warp=Warp(TEMPERATURE), generator=generator, stats=stats)
 
 
 def test_plain_sampling_draws_from_the_target(target, exact):
-    decode = lambda generator: sample(target, PROMPT, 3, None, temperature=TEMPERATURE, generator=generator)
+    decode = lambda generator: sample(target, PROMPT, 3, None, warp=Warp(TEMPERATURE), generator=generator)
     assert mismatches(counts_of_first_three(decode, RUNS, seed=1), exact) == []
 
 
@@ -180,6 +183,57 @@ def test_stop_token_and_lengths(target_model, draft_model, target, draft):
     small_target, small_draft = (CausalLMDecoder(model, max_slots=6) for model in (target_model, draft_model))
     assert len(speculative_sample(small_target, small_draft, PROMPT, 10, None, 2, generator=generator)) == 4
     assert len(sample(small_target, PROMPT, 10, None, generator=generator)) == 4
+
+
+def forbid_by_parity(logits: torch.Tensor, first: int) -> torch.Tensor:
+    """A position-dependent constraint, like Bark's alternating codebooks: even new tokens may not be 0 or 1."""
+    even = (torch.arange(len(logits)) + first) % 2 == 0
+    return logits.masked_fill(even.unsqueeze(1) & (torch.arange(VOCAB) < 2), float("-inf"))
+
+
+WARPED = Warp(TEMPERATURE, top_k=6, top_p=0.9, constraint=forbid_by_parity)
+
+
+def test_speculative_sampling_keeps_a_warped_distribution_with_adaptive_drafts(target_model, target, draft):
+    # Constraint, top-k and top-p shape target and draft alike, so the warped target distribution is kept;
+    # the adaptive draft length changes the rounds' shapes between runs.
+    exact = exact_under(target_model, WARPED)
+    assert float(exact[:2].sum()) == 0.0  # the constraint really bites
+    stats = DecodeStats()
+    decode = lambda generator: speculative_sample(target, draft, PROMPT, 3, None, DraftLength(1, 3), warp=WARPED,
+                                                  generator=generator, stats=stats)
+    counts = counts_of_first_three(decode, RUNS, seed=7)
+    assert 0.3 < stats.acceptance_rate < 0.95
+    assert mismatches(counts, exact) == []
+    # Power: the unwarped distribution is told apart from these samples.
+    assert mismatches(counts, exact_under(target_model, Warp(TEMPERATURE))) != []
+
+
+def test_greedy_speculative_sampling_is_token_identical_to_greedy(target_model, target, draft):
+    greedy = Warp(0.0)
+    stats = DecodeStats()
+    for seed in range(20):
+        prompt = torch.randint(0, VOCAB, (4,), generator=torch.Generator().manual_seed(seed)).tolist()
+        plain = sample(target, prompt, 10, None, warp=greedy)
+        assert speculative_sample(target, draft, prompt, 10, None, DraftLength(2, 6), warp=greedy,
+                                  generator=torch.Generator().manual_seed(seed), stats=stats) == plain
+        chain = list(prompt)
+        with torch.no_grad():  # and both are the transformers model's own argmax chain
+            for _ in range(10):
+                chain.append(int(target_model(torch.tensor([chain])).logits[0, -1].argmax()))
+        assert plain == chain[len(prompt):]
+    assert 0 < stats.accepted < stats.drafted  # drafts were both kept and replaced
+
+
+def test_draft_length_adapts():
+    lengths = DraftLength(4, 6)
+    lengths.observe(4, 4)
+    assert lengths.next() == 6
+    lengths.observe(6, 6)
+    assert lengths.next() == 6
+    for _ in range(10):
+        lengths.observe(lengths.next(), 0)
+    assert lengths.next() == 1
 
 
 def unruled(logits, histories):

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from specvoice.cli import app
-from specvoice.options import DecodingOptions, ModelOptions, describe
+from specvoice.options import DecodingOptions, ListenOptions, ModelOptions, SynthesisOptions, describe
 
 PACKAGE = Path(__file__).resolve().parents[1] / "specvoice"
 
@@ -25,15 +25,21 @@ ALLOWED = {
     "audio": BASE,
     "whisper": BASE | {"engine", "audio"},
     "lm": BASE | {"engine"},
+    "bark": BASE | {"engine"},
+    "llasa": BASE | {"engine", "lm"},
+    "hibari": BASE,
     "models": BASE | {"whisper", "lm"},
     "options": BASE | {"engine", "whisper"},
     "transcript": BASE | {"engine"},
     "transcribe": BASE | {"engine", "whisper", "audio", "options", "transcript"},
-    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe"},
+    "synthesize": BASE | {"engine", "audio", "options", "models", "bark", "llasa", "hibari"},
+    "listen": BASE | {"engine", "whisper", "audio", "options", "transcript", "transcribe"},
+    "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "synthesize",
+                     "listen"},
     "cli": None,  # the top: anything
     "__main__": None,
 }
-PIPELINES = {"transcribe"}
+PIPELINES = {"transcribe", "synthesize", "listen"}
 
 
 def specvoice_imports(path: Path) -> list[str]:
@@ -84,7 +90,10 @@ def cli_parameters(command: str) -> dict:
 
 
 @pytest.mark.parametrize("command, options", [("transcribe", DecodingOptions), ("transcribe", ModelOptions),
-                                              ("bench", ModelOptions)])
+                                              ("bench", ModelOptions), ("synthesize", SynthesisOptions),
+                                              ("synthesize", ModelOptions), ("bench", ListenOptions),
+                                              ("listen", ListenOptions), ("listen", DecodingOptions),
+                                              ("listen", ModelOptions)])
 def test_cli_defaults_and_help_come_from_the_options(command, options):
     parameters = cli_parameters(command)
     shared = [f for f in fields(options) if f.name in parameters]
@@ -94,6 +103,8 @@ def test_cli_defaults_and_help_come_from_the_options(command, options):
         parameter = parameters[f.name]
         if command == "bench" and f.name == "draft":
             continue  # the bench always measures a draft: its default is the default draft, not "none"
+        if command == "synthesize" and options is ModelOptions and f.name in ("model", "draft"):
+            continue  # synthesize's model and draft are SynthesisOptions' (TTS models, not Whisper)
         assert getattr(parameter.default, "value", parameter.default) == getattr(defaults, f.name), f.name
         assert parameter.help == describe(options, f.name)["help"], f.name
         limits = describe(options, f.name)

@@ -67,7 +67,7 @@ def test_english_only_draft_hands_other_languages_to_lookup_with_the_same_tokens
 def test_silence_and_noise_give_empty_transcripts(real_models, method, vad):
     noise = np.random.default_rng(0).standard_normal(5 * 16000).astype(np.float32) * 0.1
     for audio in (np.zeros(5 * 16000, np.float32), noise):
-        result = transcriber(real_models, method, vad=vad).transcribe(audio)
+        result = transcriber(real_models, method, vad_filter=vad).transcribe(audio)
         assert result.text == "" and result.segments == []
 
 
@@ -92,7 +92,7 @@ def test_initial_prompt_steers_decoding_the_same_for_every_method(real_models, j
 def test_vad_cuts_windows_in_pauses_without_timestamps(real_models, manifest):
     row = next(r for r in manifest if 30 < r["seconds"] < 60)
     audio = load_audio(SPEECH / row["audio"])
-    result = transcriber(real_models, "specasr", language="en", vad=True, timestamps=False).transcribe(audio)
+    result = transcriber(real_models, "specasr", language="en", vad_filter=True, timestamps=False).transcribe(audio)
     assert len(result.segments) >= 2
     for before, after in zip(result.segments, result.segments[1:]):
         assert before.end <= after.start and before.end - before.start <= 30.0

@@ -38,14 +38,27 @@ def _ctranslate2_folder(folder: Path) -> Path:
     return destination
 
 
-def _hub_folder(repo_id: str) -> Path:
+class ModelUnavailable(SpecvoiceError):
+    """A hub model that could not be had (offline and not cached, unknown id, ...)."""
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether NAME reads as a hub id (owner/name) rather than a path."""
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).expanduser().exists()
+
+
+WEIGHT_FILES = ("*.json", "*.safetensors", "*.txt")
+
+
+def hub_folder(repo_id: str, patterns: tuple[str, ...] = WEIGHT_FILES) -> Path:
+    """The local snapshot of a hub model (the cached one when offline), limited to files matching `patterns`."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+        return Path(snapshot_download(repo_id, allow_patterns=list(patterns)))
     except Exception as exc:  # hub errors come in many types; the user needs the one line
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        raise SpecvoiceError(f"could not get model {repo_id!r} from the Hugging Face hub: {first_line}") from None
+        first_line = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
+        raise ModelUnavailable(f"could not get model {repo_id!r} from the Hugging Face hub: {first_line}") from None
 
 
 def resolve_folder(name: str) -> Path:
@@ -62,8 +75,8 @@ def resolve_folder(name: str) -> Path:
         raise SpecvoiceError(f"{path}: not a Whisper model folder (no CTranslate2 model.bin, no transformers Whisper config.json)")
     if path.exists():
         raise SpecvoiceError(f"{path}: a model must be a folder, a built-in name or a hub id")
-    if name.count("/") == 1 and not name.startswith((".", "/")):
-        return _hub_folder(name)
+    if is_hub_id(name):
+        return hub_folder(name)
     raise SpecvoiceError(f"unknown model {name!r}: use one of {', '.join(registry.BUILTIN_MODELS)}, a local folder or a hub id such as openai/whisper-base")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch
 from ..audio import SAMPLE_RATE
 from ..engine.decoder import Session
 from ..engine.drafter import Drafter, NoDrafter
+from ..engine.lookup import LookupDrafter, MergedDrafter
 from ..engine.sampling import sample_decode
 from ..engine.speculative import DecodeTask, Decoded, greedy_decode
 from ..engine.stats import DecodeStats
@@ -102,6 +103,44 @@ class Transcriber:
         languages = LANGUAGES[: tokenizer.translate - tokenizer.sot - 1]  # the tokens this model has
         return languages[int(torch.argmax(logits[[tokenizer.language_token(code) for code in languages]]))]
 
+
+    def decode_window(self, window: np.ndarray, frames: int, timestamps: bool, language: str | None,
+                      stats: DecodeStats, timing: dict, previous: Sequence[int] = (),
+                      free_drafts: list[list[int]] | None = None) -> tuple[list[int], str | None]:
+        """One window's greedy tokens (and its language, detected where not given), conditioned on `previous`
+        text tokens; `free_drafts` are earlier hypotheses of the same audio, proposed beside the model draft at
+        no model cost (engine/lookup.py). For live transcription: no fallback, no no-speech rule."""
+        began = time.perf_counter()
+        language = self._encode(window, frames, language)
+        timing["encoder"] += time.perf_counter() - began
+        began = time.perf_counter()
+        task = self.target.decode_task(language, self.options.task, timestamps, previous)
+        drafter = self.drafting.drafter(language, timestamps, frames / FRAMES_PER_SECOND, previous) \
+            if self.drafting else NoDrafter()
+        if free_drafts:
+            lookup = LookupDrafter(free_drafts, anchored=True)
+            drafter = MergedDrafter(lookup, drafter) if self.drafting else lookup
+        tokens = greedy_decode(self.target_decoder, task, drafter, stats).tokens
+        timing["decoder"] += time.perf_counter() - began
+        return tokens, language
+
+    def _encode(self, window: np.ndarray, frames: int, language: str | None) -> str | None:
+        """Encode the window for the target (and the draft where it can speak the language); the language,
+        detected on the first window where not given."""
+        features = log_mel(window, self.target.model.config.num_mel_bins)
+        self.target_decoder.encode(features)
+        if language is None and self.target.tokenizer.multilingual:
+            with torch.inference_mode():
+                language = self._detect_language()
+        drafting = self.drafting
+        if drafting and not drafting.can_draft(language):
+            what = "translation" if self.options.task == "translate" else f"language {language!r}"
+            self._note(f"note: draft {drafting.draft.name!r} is English-only; {what} is drafted from the "
+                       "transcript itself (prompt lookup): slower, the same text")
+        elif drafting:
+            drafting.encode(window, features, frames)
+        return language
+
     def transcribe(self, audio: np.ndarray, progress: Callable[[float], None] | None = None) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
         timestamps = self.options.timestamps if self.options.timestamps is not None else duration > 30.0
@@ -117,7 +156,7 @@ class Transcriber:
 
     def _chunks(self, audio: np.ndarray) -> list[tuple[int, int]]:
         """Sample ranges to walk: all of it, or with --vad the speech, grouped into chunks of up to a window."""
-        if not self.options.vad:
+        if not self.options.vad_filter:
             return [(0, len(audio))]
         from ..audio.vad import speech_spans
 
@@ -156,19 +195,8 @@ class Transcriber:
     def _decode_window(self, window: np.ndarray, frames: int, timestamps: bool, walk: _Walk) -> list[int] | None:
         """The window's tokens (end-of-text dropped) after any retries, or None when it is silent."""
         began = time.perf_counter()
-        features = log_mel(window, self.target.model.config.num_mel_bins)
-        self.target_decoder.encode(features)
+        walk.language = self._encode(window, frames, walk.language)
         tokenizer = self.target.tokenizer
-        if walk.language is None and tokenizer.multilingual:
-            with torch.inference_mode():
-                walk.language = self._detect_language()
-        drafting = self.drafting
-        if drafting and not drafting.can_draft(walk.language):
-            what = "translation" if self.options.task == "translate" else f"language {walk.language!r}"
-            self._note(f"note: draft {drafting.draft.name!r} is English-only; {what} is drafted from the "
-                       "transcript itself (prompt lookup): slower, the same text")
-        elif drafting:
-            drafting.encode(window, features, frames)
         walk.timing["encoder"] += time.perf_counter() - began
         began = time.perf_counter()
         task = self.target.decode_task(walk.language, self.options.task, timestamps, walk.prompt)

@@ -52,34 +52,26 @@ def _layer(layer: torch.nn.Module, scaling: float, int8: bool) -> _Layer:
     )
 
 
-CROSS_ROWS = 8  # queries per cross-attention call, padded: a fixed shape gives every row the same arithmetic
+def _slots_seen(visible: torch.Tensor) -> list[slice | torch.Tensor]:
+    """Each query row's visible slots, in slot order: a slice for a chain row, an index for a side branch."""
+    rows = []
+    for seen in visible.cpu().numpy():
+        slots = seen.nonzero()[0]
+        chain = len(slots) == 0 or slots[-1] == len(slots) - 1
+        rows.append(slice(0, len(slots)) if chain else torch.from_numpy(slots).to(visible.device))
+    return rows
 
 
-def _attend_rows(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-    """Self-attention of each query row over exactly the slots it sees, in slot order, one call per row.
+def _attend_each(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                 slots: list[slice | torch.Tensor]) -> torch.Tensor:
+    """Attention of each query row over exactly its own slots, one call per row.
 
     A row then gets bit for bit what a single-token pass gives the same token: same shapes, same order of
-    summation (a batched call would change both with the number of rows and the masked-out slots).
+    summation (a batched call changes both with the number of rows and the masked-out slots). A row costs
+    what it would alone, so a single-token pass pays for nothing else.
     """
-    counts = visible.sum(dim=1).tolist()
-    rows = []
-    for i, count in enumerate(counts):
-        mask = visible[i, :]
-        if bool(mask[:count].all()):  # a chain row: it sees slots [0, count)
-            k, v = keys[:, :count], values[:, :count]
-        else:  # a side branch: gather its ancestors into chain order
-            seen = mask.nonzero().flatten()
-            k, v = keys[:, seen], values[:, seen]
-        rows.append(_attend(q[:, i: i + 1], k, v, None))
-    return torch.cat(rows, dim=1)
-
-
-def _attend_cross(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Cross-attention in calls of exactly CROSS_ROWS query rows (zero rows pad the last)."""
-    n = q.shape[1]
-    padded = torch.cat([q, q.new_zeros(q.shape[0], -n % CROSS_ROWS, q.shape[2])], dim=1)
-    return torch.cat([_attend(padded[:, i: i + CROSS_ROWS], keys, values, None)
-                      for i in range(0, padded.shape[1], CROSS_ROWS)], dim=1)[:, :n]
+    rows = [_attend(q[:, i: i + 1], keys[:, seen], values[:, seen], None) for i, seen in enumerate(slots)]
+    return rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -150,20 +142,22 @@ class WhisperDecoder:
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
                 visible: torch.Tensor) -> torch.Tensor:
         span = visible.shape[1]
+        own_slots = _slots_seen(visible) if self.exact else None
+        every_frame = [slice(None)] * len(tokens)
         x = self.embed_tokens(tokens) + self.embed_positions[positions]
         for i, layer in enumerate(self.layers):
             q, k, v = layer.qkv(layer.self_norm(x)).chunk(3, dim=-1)
             self.cache.write(i, slots, self._heads(k), self._heads(v))
             keys, values = self.cache.read(i, span)  # [1, heads, span, d]
             if self.exact:
-                a = _attend_rows(self._heads(q), keys[0], values[0], visible)
+                a = _attend_each(self._heads(q), keys[0], values[0], own_slots)
             else:
                 a = _attend(self._heads(q), keys[0], values[0], visible)
             x = x + layer.self_out(a.transpose(0, 1).reshape(x.shape))
 
             q = layer.cross_q(layer.cross_norm(x))
             if self.exact:
-                a = _attend_cross(self._heads(q), self.cross_keys[i], self.cross_values[i])
+                a = _attend_each(self._heads(q), self.cross_keys[i], self.cross_values[i], every_frame)
             else:
                 a = _attend(self._heads(q), self.cross_keys[i], self.cross_values[i], None)
             x = x + layer.cross_out(a.transpose(0, 1).reshape(x.shape))

@@ -1,0 +1,181 @@
+"""Audio in, live: a microphone through sounddevice, or a file replayed through the very same queue.
+
+PortAudio calls `AudioQueue.callback` on its own thread with each block; the callback only copies the block
+into a queue (anything slower there drops audio). The streaming loop drains the queue on its thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..errors import SpecvoiceError
+
+BLOCK = SAMPLE_RATE // 10  # 0.1 s per callback
+INSTALL_HINT = "install the system library libportaudio2 (Debian/Ubuntu: sudo apt-get install libportaudio2)"
+
+
+class AudioQueue:
+    def __init__(self, producer: Callable[[int], None] | None = None):
+        """`producer(samples)`: called from `take` to deliver audio on demand (a replay as fast as decoding
+        allows); None: audio arrives by itself, from PortAudio's thread or a replay thread."""
+        self.blocks: queue.Queue = queue.Queue()
+        self.producer = producer
+        self.received = 0  # samples queued so far
+        self.overflows = 0
+
+    def callback(self, indata: np.ndarray, frames: int, time, status) -> None:
+        """sounddevice's input callback signature: (indata[frames, channels], frames, time, CallbackFlags)."""
+        if status and status.input_overflow:
+            self.overflows += 1
+        self.blocks.put(indata[:frames, 0].astype(np.float32, copy=True))
+        self.received += frames
+
+    def end(self) -> None:
+        self.blocks.put(None)
+
+    @property
+    def seconds(self) -> float:
+        """The virtual audio clock: seconds of audio received."""
+        return self.received / SAMPLE_RATE
+
+    def take(self, samples: int) -> tuple[np.ndarray, bool]:
+        """At least `samples` of audio (waiting for them) and whatever else has arrived; True at the end."""
+        pieces, have, ended = [], 0, False
+        while not ended and (have < samples or not self.blocks.empty()):
+            if self.producer and self.blocks.empty():
+                self.producer(samples - have)
+            block = self.blocks.get()
+            if block is None:
+                ended = True
+            else:
+                pieces.append(block)
+                have += len(block)
+        return (np.concatenate(pieces) if pieces else np.zeros(0, np.float32)), ended
+
+
+class _Flags:
+    input_overflow = False
+
+
+class FileReplay:
+    """A file's samples through an AudioQueue in callback-sized blocks, at `speed` times real time (0: on
+    demand, as fast as the loop takes them)."""
+
+    def __init__(self, samples: np.ndarray, speed: float):
+        self.samples = samples
+        self.speed = speed
+        self.sent = 0
+        self.queue = AudioQueue(self._produce if speed == 0 else None)
+        self.started = 0.0
+
+    def _send(self, count: int) -> None:
+        block = self.samples[self.sent: self.sent + count]
+        if len(block):
+            self.queue.callback(block[:, None], len(block), None, _Flags)
+        self.sent += len(block)
+        if self.sent >= len(self.samples):
+            self.queue.end()
+
+    def _produce(self, samples: int) -> None:
+        for _ in range(max(1, -(-samples // BLOCK))):
+            if self.sent >= len(self.samples):
+                break
+            self._send(BLOCK)
+
+    def _play(self) -> None:
+        while self.sent < len(self.samples):
+            due = self.started + (self.sent + BLOCK) / SAMPLE_RATE / self.speed
+            time.sleep(max(0.0, due - time.monotonic()))
+            self._send(BLOCK)
+
+    def clock(self) -> float:
+        """Seconds of audio since the replay began: wall time at the replay's pace, or the virtual clock."""
+        if self.speed == 0:
+            return self.queue.seconds
+        return (time.monotonic() - self.started) * self.speed
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[AudioQueue]:
+        self.started = time.monotonic()
+        if self.speed == 0:
+            yield self.queue
+            return
+        player = threading.Thread(target=self._play, daemon=True)
+        player.start()
+        yield self.queue
+
+
+def sounddevice():
+    """The sounddevice module; its import fails with OSError until the PortAudio library is installed."""
+    try:
+        import sounddevice
+    except ImportError:
+        raise SpecvoiceError("listening needs sounddevice: pip install 'specvoice[listen]'") from None
+    except OSError:
+        raise SpecvoiceError(f"PortAudio library not found: {INSTALL_HINT}") from None
+    return sounddevice
+
+
+def input_devices(sd) -> list[dict]:
+    return [dict(device, index=i) for i, device in enumerate(sd.query_devices()) if device["max_input_channels"] > 0]
+
+
+def resolve_device(sd, device: str | None) -> int:
+    """The input device's index: the system default, an index, or a unique part of a name."""
+    devices = input_devices(sd)
+    if not devices:
+        raise SpecvoiceError("no audio input device found (no sound card or microphone is visible to PortAudio)")
+    if device is None:
+        index = sd.default.device[0]
+        return index if index is not None and index >= 0 else devices[0]["index"]
+    if device.strip().isdigit():
+        if int(device) in {d["index"] for d in devices}:
+            return int(device)
+        raise SpecvoiceError(f"unknown input device {device}: see --list-devices")
+    matches = [d for d in devices if device.lower() in d["name"].lower()]
+    if len(matches) != 1:
+        what = "unknown" if not matches else "ambiguous"
+        raise SpecvoiceError(f"{what} input device {device!r}: see --list-devices")
+    return matches[0]["index"]
+
+
+def describe_devices() -> list[str]:
+    sd = sounddevice()
+    devices = input_devices(sd)
+    if not devices:
+        raise SpecvoiceError("no audio input device found (no sound card or microphone is visible to PortAudio)")
+    default = sd.default.device[0]
+    return [f"{'*' if d['index'] == default else ' '} {d['index']}: {d['name']} ({d['max_input_channels']} in, "
+            f"{d['default_samplerate']:.0f} Hz)" for d in devices]
+
+
+class Microphone:
+    """The input device at 16 kHz mono, its blocks queued by the callback."""
+
+    def __init__(self, device: str | None):
+        self.sd = sounddevice()
+        self.device = resolve_device(self.sd, device)
+        self.queue = AudioQueue()
+        self.started = 0.0
+
+    def clock(self) -> float:
+        return time.monotonic() - self.started
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[AudioQueue]:
+        sd = self.sd
+        try:
+            stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", blocksize=BLOCK,
+                                    device=self.device, callback=self.queue.callback)
+        except (sd.PortAudioError, ValueError) as exc:
+            raise SpecvoiceError(f"cannot open input device {self.device}: {exc}") from None
+        with stream:
+            self.started = time.monotonic()
+            yield self.queue

@@ -1,0 +1,190 @@
+"""The streaming policy: re-decode the growing buffer, commit what two hypotheses agree on, cut the buffer
+at a committed segment end, and let voice activity skip silence and end utterances.
+
+After whisper_streaming's OnlineASRProcessor and VACOnlineASRProcessor; the recognizer behind it is any
+object with `recognize(audio, prompt) -> Hypothesis`, `cut(segment_end)` and `reset()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from .agreement import LocalAgreement
+from .hypothesis import Hypothesis, SegmentEnd, Word
+
+TRIM_AFTER = 15.0  # seconds: past this the buffer is cut at a committed segment end
+MAX_BUFFER = 30.0  # Whisper's window: a buffer that would outgrow it is committed and emptied
+PROMPT_CHARACTERS = 200  # committed text that left the buffer, given as the prompt (whisper_streaming's)
+SPEECH_THRESHOLD = 0.5
+END_SILENCE = 0.5  # seconds of silence after speech that end an utterance: its words are all committed
+RESET_SILENCE = 2.0  # seconds of silence after which the buffer is emptied (the audio before is no context)
+PRE_ROLL = 0.5  # seconds of silence kept before speech, so its first word is whole
+
+
+class Recognizer(Protocol):
+    def recognize(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis: ...
+
+    def cut(self, end: SegmentEnd) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class Update:
+    """One re-decode of the buffer."""
+
+    buffer_seconds: float
+    target_passes: int
+    encoder_seconds: float
+    decoder_seconds: float
+
+
+@dataclass
+class Committed:
+    word: Word  # absolute times
+    at: float  # the audio clock when it was committed
+    utterance: int  # which utterance (VAD-ended stretch of speech) it belongs to
+
+    @property
+    def delay(self) -> float:
+        return self.at - self.word.end
+
+
+@dataclass
+class StreamState:
+    committed: list[Committed] = field(default_factory=list)
+    tentative: list[Word] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
+
+
+class Streamer:
+    def __init__(self, recognizer: Recognizer, clock: Callable[[], float],
+                 speech: Callable[[np.ndarray], np.ndarray] | None = None, frame_samples: int = 512):
+        """`clock`: the audio clock (seconds of audio since the stream began, as wall time or virtual);
+        `speech`: per-frame speech probabilities of `frame_samples`-sample frames (None: no VAD)."""
+        self.recognizer = recognizer
+        self.clock = clock
+        self.speech = speech
+        self.frame_samples = frame_samples
+        self.agreement = LocalAgreement()
+        self.state = StreamState()
+        self.buffer = np.zeros(0, np.float32)
+        self.offset = 0.0  # absolute time of buffer[0]
+        self.pending = np.zeros(0, np.float32)  # audio the VAD has not judged yet (less than a frame)
+        self.heard_speech = False  # the buffer holds speech
+        self.speaking = False  # speech since the last utterance ended
+        self.silence = 0.0  # seconds of silence at the end of the buffer
+        self.utterance = 0
+        self.undecoded = False  # audio arrived since the last decode
+
+    @property
+    def buffer_seconds(self) -> float:
+        return len(self.buffer) / SAMPLE_RATE
+
+    def feed(self, chunk: np.ndarray) -> list[Word]:
+        """New audio; returns the words this commits."""
+        if self.speech is None:
+            self._append(chunk)
+            return self._update()
+        audio = np.concatenate([self.pending, chunk])
+        whole = len(audio) - len(audio) % self.frame_samples
+        self.pending = audio[whole:]
+        self._append(audio[:whole])
+        if whole:
+            self._listen(audio[:whole])
+        if not self.heard_speech:  # silence before speech: keep only a little of it
+            self._drop(max(0, len(self.buffer) - int(PRE_ROLL * SAMPLE_RATE)))
+            return []
+        if self.silence >= RESET_SILENCE:
+            return self._flush()
+        if self.silence >= END_SILENCE:
+            return self.end_utterance() if self.speaking else []  # silence: nothing new to decode
+        return self._update()
+
+    def finish(self, decode: bool = True) -> list[Word]:
+        """End of input (decode what is new, then commit everything) or an interrupt (commit at once)."""
+        words = self._update() if decode and self.undecoded and (self.speaking or self.speech is None) else []
+        return words + self._flush()
+
+    def end_utterance(self) -> list[Word]:
+        """The speaker paused: decode once more and commit it all; the audio stays as the next one's context."""
+        words = self._update()
+        flushed = self.agreement.flush()
+        self._record(flushed)
+        self.speaking = False
+        self.utterance += 1
+        return words + flushed
+
+    def _append(self, audio: np.ndarray) -> None:
+        self.buffer = np.concatenate([self.buffer, audio])
+        self.undecoded = self.undecoded or len(audio) > 0
+
+    def _listen(self, audio: np.ndarray) -> None:
+        speaking = self.speech(audio) >= SPEECH_THRESHOLD
+        frame = self.frame_samples / SAMPLE_RATE
+        if speaking.any():
+            self.heard_speech = self.speaking = True
+            self.silence = frame * int(np.argmax(speaking[::-1]))  # frames after the last speech frame
+        else:
+            self.silence += frame * len(speaking)
+
+    def _update(self) -> list[Word]:
+        if not len(self.buffer):
+            return []
+        hypothesis = self.recognizer.recognize(self.buffer, self._prompt())
+        self.undecoded = False
+        self.state.updates.append(Update(self.buffer_seconds, hypothesis.target_passes, hypothesis.encoder_seconds,
+                                         hypothesis.decoder_seconds))
+        words = [w.shifted(self.offset) for w in hypothesis.words]
+        committed, unseen = self.agreement.insert(words)
+        self._record(committed)
+        return committed + self._trim(hypothesis, unseen + len(committed))
+
+    def _prompt(self) -> list[int]:
+        prompt: list[int] = []
+        characters = 0
+        for word in reversed(self.agreement.committed[: self.agreement.left]):
+            characters += len(word.text)
+            if characters > PROMPT_CHARACTERS:
+                break
+            prompt[:0] = word.tokens
+        return prompt
+
+    def _trim(self, hypothesis: Hypothesis, committed_words: int) -> list[Word]:
+        """Past TRIM_AFTER, cut the buffer at the last segment end whose words are all committed (the
+        hypothesis' first `committed_words`)."""
+        if self.buffer_seconds > TRIM_AFTER:
+            cuts = [end for end in hypothesis.segment_ends if end.time > 0 and end.words <= committed_words]
+            if cuts:
+                end = cuts[-1]
+                self.agreement.leave(end.words, committed_words)
+                self.recognizer.cut(end)
+                self._drop(int(round(end.time * SAMPLE_RATE)))
+        if self.buffer_seconds > MAX_BUFFER - 2.0:  # the next decode could overflow the window: commit it all
+            return self._flush()
+        return []
+
+    def _drop(self, samples: int) -> None:
+        self.buffer = self.buffer[samples:]
+        self.offset += samples / SAMPLE_RATE
+
+    def _flush(self) -> list[Word]:
+        words = self.agreement.flush()
+        self._record(words)
+        self.agreement.leave_all()
+        self.recognizer.reset()
+        self._drop(len(self.buffer))
+        self.heard_speech = self.speaking = False
+        self.silence = 0.0
+        self.undecoded = False
+        self.utterance += 1
+        return words
+
+    def _record(self, words: list[Word]) -> None:
+        now = self.clock()
+        self.state.committed += [Committed(w, now, self.utterance) for w in words]
+        self.state.tentative = self.agreement.tentative

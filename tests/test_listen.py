@@ -1,0 +1,275 @@
+"""The listen pipeline's mechanics without a microphone or real weights: a scripted recognizer that hears the
+words of a script up to the end of the buffer, audio that carries its own position, and the virtual clock
+of an on-demand replay (sounddevice's callback signature), so every commit and its delay is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from specvoice.audio import SAMPLE_RATE
+from specvoice.errors import SpecvoiceError
+from specvoice.listen import FileReplay, Hypothesis, SegmentEnd, Streamer, Word, run
+from specvoice.listen.agreement import LocalAgreement
+from specvoice.listen.hypothesis import timed_words
+from specvoice.listen.session import LineBreaker, measure, segments
+from specvoice.listen.stream import MAX_BUFFER, TRIM_AFTER
+from specvoice.listen import source
+
+
+def position_audio(seconds: float, speech: list[tuple[float, float]]) -> np.ndarray:
+    """Sample i holds i + 1 (negated in silence): a recognizer and a VAD can read time and speech from it."""
+    index = np.arange(int(seconds * SAMPLE_RATE), dtype=np.float32) + 1
+    speaking = np.zeros(len(index), bool)
+    for start, end in speech:
+        speaking[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)] = True
+    return np.where(speaking, index, -index)
+
+
+def speech_frames(audio: np.ndarray) -> np.ndarray:
+    return (audio.reshape(-1, 512) > 0).mean(axis=1)
+
+
+class ScriptedRecognizer:
+    """Hears every script word that ends inside the buffer, and mishears the one being spoken at its end."""
+
+    def __init__(self, script: list[tuple[str, float, float]]):
+        self.script = script
+        self.calls: list[tuple[float, float, list[int]]] = []  # buffer start, end (seconds), prompt
+        self.cuts: list[float] = []
+
+    def recognize(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis:
+        start = (abs(float(audio[0])) - 1) / SAMPLE_RATE
+        end = start + len(audio) / SAMPLE_RATE
+        self.calls.append((start, end, prompt))
+        words, ends = [], []
+        for i, (text, word_start, word_end) in enumerate(self.script):
+            if word_start < start - 1e-6:
+                continue
+            if word_end <= end + 1e-6:
+                words.append(Word(" " + text, word_start - start, word_end - start, (i,)))
+                if text.endswith("."):
+                    ends.append(SegmentEnd(word_end - start, len(words), len(words)))
+            elif word_start < end:
+                words.append(Word(" " + text[:2] + "-", word_start - start, end - start, (1000 + i,)))
+        return Hypothesis(words, ends, [w.tokens[0] for w in words], target_passes=len(words))
+
+    def cut(self, end: SegmentEnd) -> None:
+        self.cuts.append(end.time)
+
+    def reset(self) -> None:
+        pass
+
+
+def script_of(text: str, start: float = 0.0, word: float = 0.4) -> list[tuple[str, float, float]]:
+    return [(w, round(start + i * word, 3), round(start + (i + 1) * word, 3)) for i, w in enumerate(text.split())]
+
+
+def listen(script, audio, step=1.0, vad=False):
+    replay = FileReplay(audio, speed=0)
+    recognizer = ScriptedRecognizer(script)
+    streamer = Streamer(recognizer, replay.clock, speech_frames if vad else None)
+    with replay.running() as queue:
+        run(streamer, queue, step, Quiet(), warnings.append)
+    return streamer, recognizer
+
+
+class Quiet:
+    def __init__(self):
+        self.lines = []
+
+    def show(self, committed, tentative, lines):
+        self.lines += lines
+
+
+warnings: list[str] = []
+
+
+def test_a_word_is_committed_when_two_updates_agree_and_its_delay_is_exact():
+    script = script_of("one two three four five six seven", start=0.2, word=0.5)  # ends at 3.7 s
+    streamer, recognizer = listen(script, position_audio(4.5, [(0, 4.5)]))
+    committed = streamer.state.committed
+    assert [c.word.text.strip() for c in committed] == [w for w, _, _ in script]
+    # update k sees [0, k] s; "one" (0.2-0.7) first heard at 1 s, agreed at 2 s: 1.3 s after it ended
+    first = {c.word.text.strip(): (c.at, round(c.delay, 3)) for c in committed}
+    assert first["one"] == (2.0, 1.3)
+    assert first["two"] == (3.0, 1.8)  # 0.7-1.2: misheard at 1 s while being spoken, heard at 2 s, agreed at 3 s
+    assert first["three"] == (3.0, 1.3)  # 1.2-1.7: heard whole at 2 s, agreed at 3 s
+    assert first["seven"][0] == 4.5  # heard whole only at the end of the input: committed by finish
+    assert [end for _, end, _ in recognizer.calls] == [1.0, 2.0, 3.0, 4.0, 4.5]
+    m = measure(streamer, 4.5)
+    assert m.words == 7 and m.updates == 5 and m.passes_per_update == pytest.approx(np.mean([2, 4, 6, 7, 7]))
+
+
+def test_the_buffer_is_cut_at_committed_segment_ends_and_they_become_the_prompt():
+    sentences = " ".join(f"word{i}{'.' if i % 6 == 5 else ''}" for i in range(90))  # 6-word sentences, 36 s
+    script = script_of(sentences, start=0.1, word=0.4)
+    streamer, recognizer = listen(script, position_audio(37, [(0, 37)]))
+    assert [c.word.text.strip() for c in streamer.state.committed] == [w for w, _, _ in script]
+    assert all(end - start <= MAX_BUFFER for start, end, _ in recognizer.calls)
+    assert max(end - start for start, end, _ in recognizer.calls) <= TRIM_AFTER + 1.0 + 1e-6
+    assert recognizer.cuts, "a 36 s stream was never trimmed"
+    # after a cut, the words before it are the prompt, the latest last
+    start, _, prompt = recognizer.calls[-1]
+    before = [i for i, (_, _, end) in enumerate(script) if end <= start + 1e-6]
+    assert prompt and prompt == before[-len(prompt):]
+    assert [s.text.strip() for s in segments(streamer.state.committed)][0] == "word0 word1 word2 word3 word4 word5."
+
+
+def test_silence_is_skipped_and_a_pause_ends_the_utterance():
+    first = script_of("hello there", start=3.0)  # 3.0-3.8
+    second = script_of("how are you", start=6.0)  # 6.0-7.2
+    audio = position_audio(9.0, [(3.0, 3.8), (6.0, 7.2)])
+    streamer, recognizer = listen(first + second, audio, vad=True)
+    assert [c.word.text.strip() for c in streamer.state.committed] == ["hello", "there", "how", "are", "you"]
+    assert all(end > 3.0 for _, end, _ in recognizer.calls), "decoded before anyone spoke"
+    assert min(start for start, _, _ in recognizer.calls) >= 2.0  # leading silence dropped but for the pre-roll
+    hello = streamer.state.committed[0]
+    assert hello.at == 5.0 and hello.utterance == 0  # the pause after 3.8 s ended it at the 5 s update
+    assert streamer.state.committed[2].utterance > hello.utterance
+    assert len(recognizer.calls) <= 6  # no decodes during the long pause
+    lines = LineBreaker().lines(streamer.state.committed, streamer.utterance, final=True)
+    assert lines == ["hello there", "how are you"]
+
+
+def test_an_interrupt_commits_the_tentative_words_without_another_decode():
+    script = script_of("alpha beta gamma delta", start=0.0, word=0.5)
+    replay = FileReplay(position_audio(10, [(0, 10)]), speed=0)
+    recognizer = ScriptedRecognizer(script)
+    streamer = Streamer(recognizer, replay.clock)
+    with replay.running() as queue:
+        take = queue.take
+
+        def interrupted(samples):
+            if queue.seconds >= 2:
+                raise KeyboardInterrupt
+            return take(samples)
+
+        queue.take = interrupted
+        run(streamer, queue, 1.0, Quiet(), warnings.append)
+    assert len(recognizer.calls) == 2
+    assert [c.word.text.strip() for c in streamer.state.committed] == ["alpha", "beta", "gamma", "delta"]
+
+
+def test_the_callback_only_queues_and_an_overflow_is_a_warning():
+    class Flags:
+        input_overflow = True
+
+    queue = source.AudioQueue()
+    queue.callback(np.ones((1600, 1), np.float32), 1600, None, Flags)
+    queue.callback(np.ones((1600, 1), np.float32), 1600, None, None)
+    queue.end()
+    said: list[str] = []
+    streamer = Streamer(ScriptedRecognizer([]), lambda: queue.seconds)
+    run(streamer, queue, 0.1, Quiet(), said.append)
+    assert queue.overflows == 1 and len(said) == 1 and "overflow" in said[0]
+
+
+def test_replay_at_a_pace_takes_real_time():
+    import time
+
+    replay = FileReplay(position_audio(1.0, [(0, 1)]), speed=4)
+    began = time.monotonic()
+    with replay.running() as queue:
+        audio, ended = queue.take(SAMPLE_RATE)
+    assert 0.2 <= time.monotonic() - began < 2.0
+    assert len(audio) == SAMPLE_RATE
+
+
+def test_local_agreement_recognises_committed_words_decoded_again_with_other_punctuation():
+    agreement = LocalAgreement()
+    words = [Word(f" {w}", i, i + 1, (i,)) for i, w in enumerate("so my fellow americans ask".split())]
+    agreement.insert(words[:3])
+    committed, _ = agreement.insert(words[:4])
+    assert [w.text for w in committed] == [" so", " my", " fellow"]
+    changed = [Word(" So,", 0, 1, (9,))] + words[1:3] + [Word(" Americans,", 3, 4, (8,))] + words[4:]
+    committed, unseen = agreement.insert(changed)
+    assert unseen == 3 and [w.text for w in committed] == [" Americans,"]
+    assert [w.text for w in agreement.tentative] == [" ask"]
+
+
+class LetterTokenizer:
+    """Token i < 50 is a letter (even: with a leading space); 50 is eot; 51 on are timestamps."""
+
+    eot, timestamp_begin = 50, 51
+
+    def decode(self, tokens):
+        return "".join((" " if t % 2 == 0 else "") + chr(ord("a") + t % 26) for t in tokens if t < self.eot)
+
+
+def test_words_are_timed_within_their_segment():
+    tokenizer = LetterTokenizer()
+    stamp = lambda seconds: tokenizer.timestamp_begin + round(seconds / 0.02)  # noqa: E731
+    tokens = [stamp(0), 0, 1, 2, stamp(1.0), stamp(1.2), 4, 5, 7, 50]
+    words, ends = timed_words(tokenizer, tokens, buffer_seconds=3.0)
+    assert [w.text for w in words] == [" ab", " c", " efh"]
+    assert [(w.start, w.end) for w in words] == [(0.0, 0.6), (0.6, 1.0), (1.2, 3.0)]  # unclosed: to the buffer end
+    assert ends == [SegmentEnd(1.0, 2, 5)]
+
+
+def test_missing_portaudio_is_one_error_with_the_install_hint(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_portaudio(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_portaudio)
+    with pytest.raises(SpecvoiceError, match="libportaudio2"):
+        source.sounddevice()
+
+
+class FakeSoundDevice:
+    def __init__(self, devices):
+        self.devices = devices
+        self.default = type("Default", (), {"device": [-1, -1]})
+
+    def query_devices(self):
+        return self.devices
+
+
+def test_devices_are_found_by_index_or_name():
+    sd = FakeSoundDevice([{"name": "HDA Intel: ALC (hw:0,0)", "max_input_channels": 2, "default_samplerate": 48000},
+                          {"name": "HDMI out", "max_input_channels": 0, "default_samplerate": 48000},
+                          {"name": "USB mic", "max_input_channels": 1, "default_samplerate": 16000}])
+    assert source.resolve_device(sd, "usb") == 2 and source.resolve_device(sd, "0") == 0
+    assert source.resolve_device(sd, None) == 0  # no default: the first input
+    for bad in ("1", "webcam"):
+        with pytest.raises(SpecvoiceError, match="unknown input device"):
+            source.resolve_device(sd, bad)
+    with pytest.raises(SpecvoiceError, match="no audio input device"):
+        source.resolve_device(FakeSoundDevice([]), None)
+
+
+def test_listen_errors_are_one_line(tmp_path):
+    from test_cli import assert_one_line_error, specvoice
+
+    assert_one_line_error(specvoice("listen", "--input", str(tmp_path / "nope.wav")), "nope.wav", "no such file")
+    assert_one_line_error(specvoice("listen", "--input", str(tmp_path / "x.wav"), "--device", "2"), "--device")
+    assert_one_line_error(specvoice("listen", "-f", "srt"), "--output-dir")
+
+
+def test_no_portaudio_or_no_input_device_is_one_line_error(tmp_path):
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    from test_cli import assert_one_line_error
+
+    env = dict(os.environ, HOME=str(tmp_path))  # no ~/.asoundrc: only the machine's own devices
+    if ctypes.util.find_library("portaudio"):
+        import sounddevice
+
+        if any(d["max_input_channels"] > 0 for d in sounddevice.query_devices()):
+            pytest.skip("this machine has an input device")
+        words = ("no audio input device",)
+    else:
+        words = ("PortAudio library not found", "libportaudio2")
+    for args in (["listen"], ["listen", "--list-devices"]):
+        result = subprocess.run([sys.executable, "-m", "specvoice", *args], capture_output=True, text=True, env=env,
+                                timeout=300)
+        assert_one_line_error(result, *words)

@@ -1,0 +1,136 @@
+"""listen on real weights: every update is exactly `ar` on the same buffer and prompt, the committed
+transcript matches the offline one, and a real PortAudio input stream (ALSA's file plugin standing in for a
+microphone) gets the words through."""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import SPEECH
+from specvoice.audio import SAMPLE_RATE, load_audio
+from specvoice.engine.stats import DecodeStats
+from specvoice.listen import FileReplay, Streamer, WhisperRecognizer, run
+from specvoice.options import DecodingOptions
+from specvoice.transcribe import Transcriber
+from specvoice.whisper.features import HOP
+
+pytestmark = pytest.mark.real
+
+
+class Recording(WhisperRecognizer):
+    """Keeps each update's buffer, prompt and tokens."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.updates: list[tuple[np.ndarray, list[int], list[int]]] = []
+
+    def recognize(self, audio, prompt):
+        hypothesis = super().recognize(audio, prompt)
+        self.updates.append((audio.copy(), list(prompt), hypothesis.tokens))
+        return hypothesis
+
+
+def stream(transcriber, audio, previous_draft=True, step=1.0, vad=False):
+    from specvoice.audio.vad import speech_probabilities
+
+    replay = FileReplay(audio, speed=0)
+    recognizer = Recording(transcriber, previous_draft)
+    streamer = Streamer(recognizer, replay.clock, speech_probabilities if vad else None)
+    with replay.running() as queue:
+        run(streamer, queue, step, Quiet(), print)
+    return streamer, recognizer
+
+
+class Quiet:
+    def show(self, committed, tentative, lines):
+        pass
+
+
+def test_every_update_is_token_identical_to_ar_and_the_free_draft_saves_passes(real_models):
+    audio = load_audio(SPEECH / "whisper_jfk.wav")[: 7 * SAMPLE_RATE]
+    both = Transcriber(real_models["base"], real_models["tiny.en"], DecodingOptions("specasr", language="en"))
+    streamer, recognizer = stream(both, audio, step=1.5)
+    ar = Transcriber(real_models["base"], None, DecodingOptions("ar", language="en"))
+    plain = 0
+    for buffer, prompt, tokens in recognizer.updates:
+        stats = DecodeStats()
+        expected, _ = ar.decode_window(buffer, len(buffer) // HOP, True, "en", stats, {"encoder": 0, "decoder": 0},
+                                       previous=prompt)
+        assert tokens == expected
+        plain += stats.target_passes
+    assert len(recognizer.updates) >= 4
+    assert recognizer.stats.target_passes < plain / 2
+    text = "".join(c.word.text for c in streamer.state.committed).lower()
+    assert "my fellow americans" in text
+
+
+def test_the_committed_transcript_is_as_good_as_the_offline_one(real_models, manifest):
+    pytest.importorskip("faster_whisper", reason="the Silero VAD model ships with faster-whisper (extra 'vad')")
+    from specvoice.bench.normalize import word_errors
+
+    # listen's defaults: base, drafted by tiny.en and by the previous hypothesis, with VAD
+    transcriber = Transcriber(real_models["base"], real_models["tiny.en"], DecodingOptions())
+    for clip in [c for c in manifest if c["id"] == "whisper_jfk"]:
+        audio = load_audio(SPEECH / clip["audio"])
+        offline = transcriber.transcribe(audio).text
+        streamer, _ = stream(transcriber, audio, vad=True)
+        live = "".join(c.word.text for c in streamer.state.committed)
+        assert word_errors(clip["text"], live).rate <= word_errors(clip["text"], offline).rate + 0.02, (offline, live)
+
+
+def _asoundrc(home, infile):
+    (home / ".asoundrc").write_text(
+        f'pcm.wavraw {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}"; format "raw" }}\n'
+        'pcm.wavin { type plug; slave { pcm "wavraw"; format S16_LE; rate 16000; channels 1 } }\n'
+        'pcm.!default { type plug; slave.pcm "wavin" }\n')
+
+
+@pytest.mark.skipif(not ctypes.util.find_library("portaudio"),
+                    reason="the PortAudio system library (apt-get install libportaudio2) is not installed")
+def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
+    audio = load_audio(SPEECH / "whisper_jfk.wav")
+    samples = np.concatenate([audio, np.zeros(3 * SAMPLE_RATE, np.float32)])
+    raw = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    fifo = tmp_path / "mic.raw"
+    os.mkfifo(fifo)
+    _asoundrc(tmp_path, fifo)
+    writer = os.open(fifo, os.O_RDWR)  # open before the stream starts, so PortAudio's open does not block
+    env = dict(os.environ, HOME=str(tmp_path))
+    listed = subprocess.run([sys.executable, "-m", "specvoice", "listen", "--list-devices"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "default" in listed.stdout, listed.stderr
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "specvoice", "listen", "--model", "tiny.en", "--method", "ar",
+                                "-o", str(out), "-f", "json"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    block = SAMPLE_RATE // 10 * 2
+
+    def feed():  # 0.1 s every 0.1 s, as a microphone would
+        for i in range(0, len(raw), block):
+            os.write(writer, raw[i: i + block])
+            time.sleep(0.1)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while not any("country" in line for line in lines) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)  # Ctrl-C: commit what is left, write the files, exit 0
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    reader.join(timeout=10)
+    os.close(writer)
+    text = " ".join(lines).lower()
+    assert "what your country can do for you" in text.replace(",", "").replace(".", ""), text
+    assert (out / "listen.json").exists()
