@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from .errors import SpecvoiceError
 from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHODS, TASKS, TTS_METHODS, DecodingOptions,
@@ -49,8 +50,19 @@ def _build(options: type, values: dict):
                       for f in fields(options) if f.name in values})
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"specvoice {version('specvoice')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """Speech recognition and synthesis with speculative decoding."""
 
 
@@ -61,15 +73,25 @@ def _timestamp(seconds: float) -> str:
 
 @app.command()
 def transcribe(
-    audio: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3; any rate and channels).")],
+    audio: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3; any rate and channels), "
+                                                     "folders of them, or - for stdin.")],
     model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
     method: Annotated[Method, _option(DecodingOptions, "method")] = Method(DecodingOptions.method),
     draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d")] = ModelOptions.draft,
     language: Annotated[Optional[str], _option(DecodingOptions, "language", "--language", "-l")] = DecodingOptions.language,
     task: Annotated[Task, _option(DecodingOptions, "task")] = Task(DecodingOptions.task),
     timestamps: Annotated[Optional[bool], _option(DecodingOptions, "timestamps", "--timestamps/--no-timestamps")] = DecodingOptions.timestamps,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write transcript files here.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write transcript files here (created if needed; a folder input's files keep their place in it).")] = None,
     output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
+    vad_filter: Annotated[bool, _option(DecodingOptions, "vad_filter", "--vad/--no-vad")] = DecodingOptions.vad_filter,
+    temperature: Annotated[float, _option(DecodingOptions, "temperature")] = DecodingOptions.temperature,
+    temperature_increment_on_fallback: Annotated[float, _option(DecodingOptions, "temperature_increment_on_fallback")] = DecodingOptions.temperature_increment_on_fallback,
+    best_of: Annotated[int, _option(DecodingOptions, "best_of")] = DecodingOptions.best_of,
+    compression_ratio_threshold: Annotated[Optional[float], _option(DecodingOptions, "compression_ratio_threshold")] = DecodingOptions.compression_ratio_threshold,
+    logprob_threshold: Annotated[Optional[float], _option(DecodingOptions, "logprob_threshold")] = DecodingOptions.logprob_threshold,
+    no_speech_threshold: Annotated[Optional[float], _option(DecodingOptions, "no_speech_threshold")] = DecodingOptions.no_speech_threshold,
+    condition_on_previous_text: Annotated[bool, _option(DecodingOptions, "condition_on_previous_text", "--condition-on-previous-text/--no-condition-on-previous-text")] = DecodingOptions.condition_on_previous_text,
+    initial_prompt: Annotated[Optional[str], _option(DecodingOptions, "initial_prompt")] = DecodingOptions.initial_prompt,
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
     dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
     draft_len: Annotated[int, _option(DecodingOptions, "draft_len")] = DecodingOptions.draft_len,
@@ -81,34 +103,56 @@ def transcribe(
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
     kernels: Annotated[Kernels, _option(ModelOptions, "kernels")] = Kernels(ModelOptions.kernels),
 ):
-    """Transcribe audio files; prints the text and writes txt/srt/vtt/json on request."""
+    """Transcribe audio files; prints the text and writes txt/srt/vtt/json on request.
+
+    Every input is checked first; the readable ones are all transcribed, and the exit status is 1 if any failed.
+    """
+    from .transcribe.inputs import gather, prepare_output_dir
+
     values = dict(locals())
     formats = _formats(output_dir, output_format)
     if timestamps is None and output_format in (OutputFormat.srt, OutputFormat.vtt, OutputFormat.all):
         values["timestamps"] = True
     options, models = _build(DecodingOptions, values), _build(ModelOptions, values)
     draft_name = models.draft_for(options.method)
-    for path in audio:
-        if not path.is_file():
-            raise SpecvoiceError(f"{path}: no such file")
-    transcriber = _transcriber(models, draft_name, options)
-    failures = 0
-    for path in audio:
-        try:
-            result = _transcribe_one(transcriber, path)
-        except SpecvoiceError as exc:
-            stderr.print(f"error: {exc}")
-            failures += 1
-            continue
-        _show(result, path, stats, len(audio) > 1)
-        if formats:
-            from .transcript import write_outputs
+    if output_dir is not None:
+        prepare_output_dir(output_dir)
+    inputs, problems = gather(audio, output_dir, formats, sys.stdin.buffer)
+    for problem in problems:
+        stderr.print(f"error: {problem}", markup=False)
+    failures = len(problems)
+    if inputs:
+        transcriber = _transcriber(models, draft_name, options)
+        record = _record(models, draft_name, options)
+        for item in inputs:
+            try:
+                result = _transcribe_one(transcriber, item)
+            except SpecvoiceError as exc:
+                stderr.print(f"error: {exc}", markup=False)
+                failures += 1
+                continue
+            _show(result, item.name, options.method, stats, len(inputs) + len(problems) > 1)
+            if formats:
+                from .transcript import write_outputs
 
-            write_outputs(result, output_dir / path.stem, formats, {"model": model, "method": options.method})
+                write_outputs(result, output_dir / item.stem, formats, {**record, "audio": item.name})
     if failures:
+        total = len(inputs) + len(problems)
+        if total > 1:
+            stderr.print(f"error: {failures} of {total} inputs failed, {total - failures} transcribed", markup=False)
         raise typer.Exit(1)
 
 
+def _record(models: ModelOptions, draft: Optional[str], options: DecodingOptions) -> dict:
+    """What a json transcript says about how it was made: models (and their weights' versions), options."""
+    from dataclasses import asdict
+    from importlib.metadata import version
+
+    from .models import weights_version
+
+    return {"model": models.model, "draft": draft, "method": options.method, "options": asdict(options),
+            "versions": {"specvoice": version("specvoice"), "model": weights_version(models.model),
+                         **({"draft": weights_version(draft)} if draft else {})}}
 def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) -> list[str]:
     if output_format is None:
         return ["txt"] if output_dir else []
@@ -154,35 +198,45 @@ def _transcriber(models: ModelOptions, draft: Optional[str], options: DecodingOp
     from .transcribe import Transcriber
 
     target, draft_model, _ = _load_models(models, draft)
-    return Transcriber(target, draft_model, options)
+    return Transcriber(target, draft_model, options, notify=lambda note: stderr.print(note, markup=False))
 
 
-def _transcribe_one(transcriber, path: Path):
+def _transcribe_one(transcriber, item):
     from tqdm import tqdm
 
-    from .audio import SAMPLE_RATE, load_audio
-
-    samples = load_audio(path)
-    seconds = len(samples) / SAMPLE_RATE
-    with tqdm(total=round(seconds, 1), unit="s", desc=path.name, disable=seconds <= 30 or None,
+    samples = item.read()
+    with tqdm(total=round(item.seconds, 1), unit="s", desc=Path(item.name).name, disable=item.seconds <= 30 or None,
               file=sys.stderr, leave=False) as bar:
         return transcriber.transcribe(samples, progress=lambda done: bar.update(round(done, 1) - bar.n))
 
 
-def _show(result, path: Path, show_stats: bool, several: bool) -> None:
+def _stats_line(result, method: str) -> str:
+    """Counters that mean something for the method: ar has no drafts, dllm refines in rounds."""
+    s = result.stats
+    if method == "ar":
+        work = f"{s.tokens} tokens in {s.target_passes} target passes (one per token)"
+    elif method == "dllm":
+        work = (f"{s.tokens} tokens in {s.target_passes} refinement rounds ({s.mean_accepted_length:.2f} tokens/round), "
+                f"{s.draft_passes} draft passes")
+    else:
+        work = (f"{s.tokens} tokens in {s.target_passes} target passes ({s.mean_accepted_length:.2f} tokens/pass), "
+                f"{s.draft_passes} draft passes, {s.accepted} of {s.drafted} drafted tokens kept")
+    windows = f"windows: {result.windows} decoded, {result.retries} retried hotter, {result.silent_windows} silent"
+    return (f"{work}; {windows}; encoder {result.encoder_seconds:.2f} s, decoder {result.decoder_seconds:.2f} s; "
+            f"kernels {s.kernels}")
+
+
+def _show(result, name: str, method: str, show_stats: bool, several: bool) -> None:
     out = Console(highlight=False, soft_wrap=True)
     if several:
-        out.print(f"[bold]{path}[/bold]")
+        out.print(Text(name, style="bold"))
     if len(result.segments) > 1:
         for s in result.segments:
             out.print(f"[{_timestamp(s.start)} --> {_timestamp(s.end)}] {s.text.strip()}", markup=False)
     else:
         out.print(result.text, markup=False)
     if show_stats:
-        s = result.stats
-        stderr.print(f"{path.name}: {s.tokens} tokens, {s.target_passes} target passes, {s.draft_passes} draft passes, "
-                     f"{s.mean_accepted_length:.2f} tokens/pass, acceptance {s.acceptance_rate:.0%}, "
-                     f"encoder {result.encoder_seconds:.2f} s, decoder {result.decoder_seconds:.2f} s, kernels {s.kernels}")
+        stderr.print(Text(f"{name}: {_stats_line(result, method)}"))
 
 
 def _text(text: Optional[str], file: Optional[Path]) -> str:
@@ -475,14 +529,24 @@ def _bench_stream(clips, models: ModelOptions, draft: str, listening: ListenOpti
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 
+def _interrupted(signum, frame) -> None:
+    # Said here, as Ctrl-C lands: typer turns the KeyboardInterrupt into a silent exit 130 (outputs are written
+    # atomically, so none is left half-written).
+    stderr.print("interrupted", markup=False)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted)
     try:
         app()
     except SpecvoiceError as exc:
         stderr.print(f"error: {exc}", markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
-        stderr.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # a bug, not a user error: still one line unless asked for the traceback
         if os.environ.get("SPECVOICE_DEBUG"):

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from .engine.drafter import DraftPolicy
 from .errors import SpecvoiceError
-from .whisper.tokenizer import LANGUAGES
+from .whisper.tokenizer import language_code
 
 METHODS = {
     "ar": "plain greedy decoding with the target alone (the reference output)",
@@ -125,7 +125,7 @@ class DecodingOptions:
 
     method: str = option("specasr", "ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree; "
                                     "dllm: parallel refinement of the draft's transcript. All give identical text.")
-    language: str | None = option(None, "Spoken language code (multilingual models); detected when omitted.")
+    language: str | None = option(None, "Spoken language, as a code (de) or a name (German); detected when omitted.")
     task: str = option("transcribe", "transcribe, or translate to English (multilingual models).")
     timestamps: bool | None = option(None, "Decode segment timestamps (default: on for audio over 30 s and for "
                                            "srt/vtt output).")
@@ -142,19 +142,45 @@ class DecodingOptions:
     branch_successor: bool = option(True, "specasr: give every alternative its greedy successor (one draft pass).")
     realign_window: int = option(3, "specasr: how far ahead in a rejected tail a new draft token may re-align.",
                                  min=1, max=16)
+    # Whisper's own rules, with openai-whisper's names and defaults.
+    temperature: float = option(0.0, "Sampling temperature of the first try (0: greedy, identical for every method).",
+                                min=0.0, max=1.0)
+    temperature_increment_on_fallback: float = option(0.2, "Retry a failed window at this much higher temperature, "
+                                                            "up to 1.0 (0: no retries).", min=0.0, max=1.0)
+    best_of: int = option(5, "Samples per sampled try; the likeliest is kept.", min=1, max=16)
+    compression_ratio_threshold: float | None = option(2.4, "A window whose text gzip-compresses better than this "
+                                                            "(repetition) is retried hotter.")
+    logprob_threshold: float | None = option(-1.0, "A window whose average token log-probability is below this is "
+                                                   "retried hotter (or silent, see --no-speech-threshold).")
+    no_speech_threshold: float | None = option(0.6, "A window is silent when its no-speech probability is over this "
+                                                    "and its average log-probability under --logprob-threshold.",
+                                               min=0.0, max=1.0)
+    condition_on_previous_text: bool = option(True, "Prompt each window with the text before it (off: windows are "
+                                                    "independent, less prone to repetition loops).")
+    initial_prompt: str | None = option(None, "Text to prompt the first window with (names, spelling, style).")
+    vad_filter: bool = option(False, "Skip silence found by Silero VAD and cut windows in pauses (needs the vad extra).")
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
         if self.task not in TASKS:
             raise SpecvoiceError(f"unknown task {self.task!r}: use transcribe or translate")
-        if self.language is not None and self.language not in LANGUAGES:
-            raise SpecvoiceError(f"unknown language {self.language!r}; use a code such as en, de, fr")
+        if self.language is not None:
+            object.__setattr__(self, "language", language_code(self.language))
         _check_limits(self)
 
     @property
     def needs_draft(self) -> bool:
         return self.method != "ar"
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        """The temperatures each window is tried at, in order (openai-whisper's schedule)."""
+        step = self.temperature_increment_on_fallback
+        if not step:
+            return (self.temperature,)
+        count = int((1.0 - self.temperature) / step + 1e-6) + 1
+        return tuple(round(self.temperature + i * step, 6) for i in range(count))
 
     def draft_policy(self) -> DraftPolicy:
         """How the draft model drafts: spec's fixed-length chain, or specasr's (which dllm falls back on)."""

@@ -31,6 +31,9 @@ class Transcript:
     encoder_seconds: float = 0.0
     decoder_seconds: float = 0.0
     tokens: list[int] = field(default_factory=list)  # every decoded token, windows concatenated
+    windows: int = 0  # windows decoded
+    retries: int = 0  # windows tried again at a higher temperature (Whisper's fallback)
+    silent_windows: int = 0  # windows dropped as silence (Whisper's no-speech rule)
 
 
 def _clock(seconds: float, decimal: str) -> str:
@@ -63,7 +66,8 @@ def render_json(t: Transcript, extra: dict | None = None) -> str:
         "duration": round(t.duration, 3),
         "segments": [{"id": i, "start": s.start, "end": s.end, "text": s.text, "tokens": s.tokens}
                      for i, s in enumerate(t.segments)],
-        "stats": {**t.stats.as_dict(), "encoder_seconds": round(t.encoder_seconds, 4),
+        "stats": {**t.stats.as_dict(), "windows": t.windows, "retries": t.retries,
+                  "silent_windows": t.silent_windows, "encoder_seconds": round(t.encoder_seconds, 4),
                   "decoder_seconds": round(t.decoder_seconds, 4)},
         **(extra or {}),
     }

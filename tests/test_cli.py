@@ -108,10 +108,3 @@ def test_long_form_with_timestamps_parses_back(tmp_path, manifest):
     words = set(re.findall(r"[a-z]+", data["text"].lower()))
     reference = set(re.findall(r"[a-z]+", row["text"].lower()))
     assert len(words & reference) > 0.8 * len(reference)
-
-
-@pytest.mark.real
-def test_english_only_draft_cannot_draft_another_language(tmp_path):
-    result = specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--language", "de", "-o", str(tmp_path))
-    assert_one_line_error(result, "English-only", "tiny.en")
-    assert not any(tmp_path.iterdir())

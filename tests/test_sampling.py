@@ -12,8 +12,11 @@ import math
 import pytest
 import torch
 
-from conftest import perturbed
-from specvoice.engine.sampling import DraftLength, Warp, sample, speculative_sample
+from conftest import draft_policy, perturbed
+from specvoice.engine.drafter import ModelDrafter
+from specvoice.engine.lookup import LookupDrafter
+from specvoice.engine.sampling import DraftLength, Warp, sample, sample_decode, speculative_sample
+from specvoice.engine.speculative import DecodeTask
 from specvoice.engine.stats import DecodeStats
 from specvoice.lm.decoder import CausalLMDecoder
 from test_lm_decoder import tiny_lm
@@ -231,3 +234,24 @@ def test_draft_length_adapts():
     for _ in range(10):
         lengths.observe(lengths.next(), 0)
     assert lengths.next() == 1
+
+
+def unruled(logits, histories):
+    return logits
+
+
+@pytest.mark.parametrize("kind", ["model", "lookup"])
+def test_sampling_with_any_greedy_drafter_keeps_the_target_distribution(target, draft, exact, kind):
+    """A greedy drafter's chain is a draft with one-hot q: Whisper's fallback retries stay exact with the
+    default pair (other vocabularies, bridged) and with lookup drafts."""
+    task = DecodeTask(PROMPT, unruled, stop_token=None, max_new_tokens=3)
+    stats = DecodeStats()
+
+    def decode(generator):
+        drafter = ModelDrafter(draft, unruled, None, draft_policy(max_tokens=2)) if kind == "model" else \
+            LookupDrafter([[5, 5, 5, 5]], anchored=True)
+        return sample_decode(target, task, drafter, TEMPERATURE, generator, stats).tokens
+
+    counts = counts_of_first_three(decode, RUNS, seed=7)
+    assert 0.05 < stats.acceptance_rate < 0.95 and stats.tokens == 3 * RUNS  # guesses both kept and refused
+    assert mismatches(counts, exact) == []

@@ -23,20 +23,34 @@ def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples
 
 
-def load_audio(path: str | Path) -> np.ndarray:
+def load_audio(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """Samples at 16 kHz mono from a file, or from the bytes of one (stdin); `name` is how errors call it."""
+    import io
+
     import soundfile
 
-    path = Path(path)
-    if not path.exists():
-        raise SpecvoiceError(f"{path}: no such file")
-    if path.is_dir():
-        raise SpecvoiceError(f"{path}: is a folder, not an audio file")
+    if isinstance(source, bytes):
+        name, readable = name or "<stdin>", io.BytesIO(source)
+    else:
+        path = Path(source)
+        name, readable = name or str(path), str(path)
+        if not path.exists():
+            raise SpecvoiceError(f"{name}: no such file")
+        if path.is_dir():
+            raise SpecvoiceError(f"{name}: is a folder, not an audio file")
     try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise SpecvoiceError(f"{path}: not readable audio ({str(exc).splitlines()[0] if str(exc) else 'unknown format'})") from None
+        samples, rate = soundfile.read(readable, dtype="float32", always_2d=False)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
+        raise SpecvoiceError(f"{name}: not readable audio ({str(exc).splitlines()[0] if str(exc) else 'unknown format'})") from None
     if samples.size == 0:
-        raise SpecvoiceError(f"{path}: audio is empty")
+        raise SpecvoiceError(f"{name}: audio is empty")
     if not np.isfinite(samples).all():
-        raise SpecvoiceError(f"{path}: audio contains NaN or infinite samples")
+        raise SpecvoiceError(f"{name}: audio contains NaN or infinite samples")
     return to_model_rate(samples, rate)
+
+
+def audio_suffixes() -> set[str]:
+    """File name endings of the formats libsndfile reads here (what a folder given as input is searched for)."""
+    import soundfile
+
+    return {"." + ext.lower() for ext in soundfile.available_formats()} | {".opus", ".oga", ".aif"}

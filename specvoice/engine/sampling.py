@@ -24,7 +24,9 @@ import torch
 
 from . import ops
 from .decoder import CachedDecoder, Session, forward_chain
+from .drafter import Drafter
 from .ops import draw
+from .speculative import DecodeTask, Decoded, propose_within
 from .stats import DecodeStats
 
 
@@ -201,3 +203,43 @@ class Sampler:
         lengths = DraftLength(ADAPTIVE_START, ADAPTIVE_LONGEST) if self.draft_len is None else self.draft_len
         return speculative_sample(target, draft, prompt, max_new_tokens, stop_token, lengths, self.beta, warp,
                                   self.generator, self.stats)
+
+
+@torch.inference_mode()
+def sample_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter, temperature: float,
+                  generator: torch.Generator | None = None, stats: DecodeStats | None = None) -> Decoded:
+    """Sample at `temperature` from the target under the task's logit rules, accelerated by any drafter.
+
+    The drafter's main chain is a draft whose q is one-hot (a greedy guess is a sure thing for the draft),
+    so the rule above accepts each guess x with probability p(x) and otherwise draws from p without x:
+    exactly the target's distribution, whatever the drafter (a model of another vocabulary, a lookup).
+    The log-probability is the target's at temperature 1 under the rules, as Whisper's fallback test reads it.
+    """
+    stats = stats if stats is not None else DecodeStats()
+    session = Session(target)
+    sequence, sampled_from = list(task.prompt), len(task.prompt)
+    logprob, watched = 0.0, None
+    while True:
+        candidates = propose_within(target, task, drafter, sequence, stats)
+        chain = candidates[0] if candidates else []
+        keep = session.rewind_to(sequence)
+        logits = forward_chain(target, sequence[keep:] + chain, keep)
+        if task.watch is not None and watched is None:  # the first pass holds the whole prompt
+            watched = logits[task.watch].clone()
+        decoded = sequence[sampled_from:]
+        ruled = task.rules(logits[len(logits) - len(chain) - 1:], [decoded + chain[:i] for i in range(len(chain) + 1)])
+        drafted = torch.tensor(chain, dtype=torch.long, device=target.device)
+        one_hot = torch.nn.functional.one_hot(drafted, ruled.shape[-1]).to(ruled.dtype)
+        verdict = ops.active().speculative_verify(Warp(temperature).probabilities(ruled), one_hot, drafted, 0.0,
+                                                  generator)
+        accepted, token = (int(x) for x in verdict)
+        emitted, stopped = _finish(chain[:accepted] + [token], task.stop_token)
+        logprob += float(torch.log_softmax(ruled[: len(emitted)], dim=-1)[range(len(emitted)), emitted].sum())
+        session.commit(sequence[keep:] + chain)  # the next rewind_to drops the rejected guesses
+        sequence.extend(emitted)
+        stats.target_passes += 1
+        stats.drafted += len(chain)
+        stats.accepted += min(accepted, len(emitted))
+        stats.tokens += len(emitted)
+        if stopped or len(sequence) - sampled_from >= task.max_new_tokens:
+            return Decoded(sequence[sampled_from:], logprob, watched)

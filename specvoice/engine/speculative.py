@@ -33,6 +33,15 @@ class Decoded:
     watched: torch.Tensor | None = None  # raw logits [vocab] at task.watch
 
 
+def propose_within(target: CachedDecoder, task: DecodeTask, drafter: Drafter, sequence: list[int],
+                   stats: DecodeStats) -> list[list[int]]:
+    """The drafter's candidates after `sequence`, within the task's token budget and the cache's slots (the
+    target's own token after them needs neither)."""
+    generated = len(sequence) - len(task.prompt)
+    room = min(task.max_new_tokens - generated - 1, target.max_slots - len(sequence))
+    return drafter.propose(sequence, len(task.prompt), room, stats) if room > 0 else []
+
+
 @torch.inference_mode()
 def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | None = None,
                   stats: DecodeStats | None = None) -> Decoded:
@@ -45,9 +54,7 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
     sampled_from = len(task.prompt)
     logprob, watched = 0.0, None
     while True:
-        generated = len(sequence) - sampled_from
-        room = min(task.max_new_tokens - generated - 1, target.max_slots - len(sequence))
-        candidates = drafter.propose(sequence, sampled_from, room, stats) if room > 0 else []
+        candidates = propose_within(target, task, drafter, sequence, stats)
         # The stem: committed tokens not cached yet (the prompt at first, then the target's last own token).
         tree = TokenTree.build(sequence[len(session):], candidates, max_nodes=target.max_slots - len(session))
         logits = session.verify(tree)

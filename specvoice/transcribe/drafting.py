@@ -11,10 +11,10 @@ import torch
 
 from ..engine.bridge import BridgedDrafter
 from ..engine.drafter import Drafter, ModelDrafter
+from ..engine.lookup import LookupDrafter
 from ..engine.prior import PriorRefiner
 from ..engine.speculative import greedy_decode
 from ..engine.stats import DecodeStats
-from ..errors import SpecvoiceError
 from ..options import DecodingOptions
 from ..whisper.decoder import WhisperDecoder
 from ..whisper.features import log_mel
@@ -48,20 +48,28 @@ class Drafting:
         features = target_features if mels == target_features.shape[1] else log_mel(window, mels)
         self.decoder.encode(features, frames)
 
+    def can_draft(self, language: str | None) -> bool:
+        """Whether the draft model can speak for the target in `language` under this task (an English-only
+        draft with another vocabulary cannot draft other languages or translations)."""
+        return self.shared or self.draft.tokenizer.multilingual or (language == "en" and self.options.task != "translate")
+
     def drafter(self, language: str | None, timestamps: bool, audio_seconds: float,
-                previous: Sequence[int] = ()) -> Drafter:
-        """A fresh drafter for one window in `language`, conditioned like the target on `previous` (target tokens)."""
+                previous: Sequence[int] = (), earlier: Sequence[int] = (), sampling: bool = False) -> Drafter:
+        """A fresh drafter for one window in `language`, conditioned like the target on `previous` (target tokens).
+        sampling=True: for a sampled (temperature fallback) try, where only greedy guesses make sense (no prior).
+
+        Where the draft model cannot speak the language (see can_draft) the window is drafted by prompt lookup
+        in `earlier` (the target's tokens of earlier windows) and in the window itself: slower, never wrong.
+        """
+        if not self.can_draft(language):
+            return LookupDrafter([list(earlier)] if earlier else [])
         tokenizer, task = self.draft.tokenizer, self.options.task
-        if not self.shared and not tokenizer.multilingual and (language != "en" or task == "translate"):
-            what = "translation" if task == "translate" else f"language {language!r}"
-            raise SpecvoiceError(f"draft {self.draft.name!r} is English-only and cannot draft {what}; pass --language en "
-                                 "or a multilingual draft")
         setup = self.draft.decode_task(language if tokenizer.multilingual else None, task, timestamps,
                                        self.to_draft(list(previous)))
         model_drafter = ModelDrafter(self.decoder, setup.rules, setup.stop_token, self.options.draft_policy())
         drafter = model_drafter if self.shared else BridgedDrafter(model_drafter, setup.prompt, self.to_draft,
                                                                    self.to_target)
-        if self.options.method != "dllm":
+        if self.options.method != "dllm" or sampling:
             return drafter
         # A prior longer than any plausible speech rate is a hallucination loop: stop it early.
         prior_setup = replace(setup, max_new_tokens=min(setup.max_new_tokens,

@@ -17,6 +17,18 @@ LANGUAGES = (
 ).split()
 
 
+def language_code(language: str) -> str:
+    """The code of a language given by code (de) or by name, any case (German, german; as openai-whisper)."""
+    if language in LANGUAGES:
+        return language
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE  # names and aliases
+
+    code = TO_LANGUAGE_CODE.get(language.lower().strip(), language.lower().strip())
+    if code not in LANGUAGES:
+        raise SpecvoiceError(f"unknown language {language!r}; use a code or a name such as en, de, French")
+    return code
+
+
 class WhisperTokenizer:
     def __init__(self, backend: Tokenizer, vocab_size: int):
         self.backend = backend
@@ -56,6 +68,12 @@ class WhisperTokenizer:
     @cached_property
     def sot_prev(self) -> int:
         return self._special("<|startofprev|>")
+
+    @cached_property
+    def no_speech(self) -> int | None:
+        """The token whose probability right after start-of-transcript says the window holds no speech."""
+        return next((self.backend.token_to_id(name) for name in ("<|nospeech|>", "<|nocaptions|>")
+                     if self.backend.token_to_id(name) is not None), None)
 
     @cached_property
     def blank(self) -> int:

@@ -1,0 +1,107 @@
+"""What a transcribe run reads and where each transcript goes, all settled before any decoding.
+
+One batch policy: every input is expanded (a folder means its audio files, `-` means stdin) and read once up
+front; each unreadable, empty or too-short one is one problem line, the rest are all transcribed. Where two
+inputs would write the same output file, or the output folder is unusable, nothing is decoded at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, audio_suffixes, load_audio
+from ..errors import SpecvoiceError
+
+STDIN = "-"
+MIN_SECONDS = 0.1  # shorter than this holds no word (and is what a truncated file usually leaves)
+STDIN_STEM = "stdin"
+
+
+@dataclass
+class Input:
+    name: str  # how messages call it: the path as given, or "-"
+    source: Path | bytes  # a file, or stdin's bytes (read once)
+    stem: Path  # the output files' path without suffix, relative to the output folder
+    seconds: float = 0.0
+
+    def read(self) -> np.ndarray:
+        return load_audio(self.source, self.name)
+
+
+def _expand(arguments: list[Path], stdin: BinaryIO) -> list[Input]:
+    inputs: list[Input] = []
+    suffixes = audio_suffixes()
+    for argument in arguments:
+        if str(argument) == STDIN:
+            if any(i.name == STDIN for i in inputs):
+                raise SpecvoiceError("- (stdin) can be given once")
+            inputs.append(Input(STDIN, stdin.read(), Path(STDIN_STEM)))
+        elif argument.is_dir():
+            found = sorted(p for p in argument.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                raise SpecvoiceError(f"{argument}: folder holds no audio files ({', '.join(sorted(suffixes))})")
+            # A folder's files keep their place inside it, so equal names in subfolders never collide.
+            inputs += [Input(str(p), p, p.relative_to(argument).with_suffix("")) for p in found]
+        else:
+            inputs.append(Input(str(argument), argument, Path(argument.name).with_suffix("")))
+    return inputs
+
+
+def _check(item: Input) -> str | None:
+    """The problem with one input, if any (it is then left out of the batch)."""
+    try:
+        samples = item.read()
+    except SpecvoiceError as exc:
+        return str(exc)
+    item.seconds = len(samples) / SAMPLE_RATE
+    if item.seconds < MIN_SECONDS:
+        return f"{item.name}: audio too short ({item.seconds:.3f} s; at least {MIN_SECONDS} s)"
+    return None
+
+
+def prepare_output_dir(output_dir: Path) -> None:
+    """Create the output folder and make sure files can be written there, before any work is done."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SpecvoiceError(f"{output_dir}: exists and is not a folder") from None
+    except OSError as exc:
+        raise SpecvoiceError(f"{output_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise SpecvoiceError(f"{output_dir}: output folder is not writable")
+
+
+def _name_limit(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def gather(arguments: list[Path], output_dir: Path | None, formats: list[str],
+           stdin: BinaryIO) -> tuple[list[Input], list[str]]:
+    """The readable inputs, and one problem line per input left out. Raises when nothing may be decoded."""
+    inputs = _expand(arguments, stdin)
+    problems: list[str] = []
+    readable: list[Input] = []
+    for item in inputs:
+        problem = _check(item)
+        if problem is None and output_dir is not None:
+            longest = max((f"{item.stem.name}.{fmt}" for fmt in formats), key=lambda n: len(n.encode()))
+            if len(longest.encode()) > _name_limit(output_dir):
+                problem = f"{item.name}: output name {longest!r} is longer than the file system allows"
+        (problems.append(problem) if problem else readable.append(item))
+    if output_dir is not None:
+        seen: dict[Path, Input] = {}
+        for item in readable:
+            if item.stem in seen:
+                first = seen[item.stem]
+                raise SpecvoiceError(f"{first.name} and {item.name} would both write {output_dir / item.stem}.* "
+                                     "(give them different names, or run them separately)")
+            seen[item.stem] = item
+    return readable, problems
