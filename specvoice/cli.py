@@ -539,10 +539,25 @@ def _interrupted(signum, frame) -> None:
 def main() -> None:
     import signal
 
+    try:  # typer >= 0.24 carries its own copy of click
+        from typer._click import exceptions as usage
+    except ImportError:
+        from click import exceptions as usage
+
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted)
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come back here, to be said in one line
+    except usage.NoArgsIsHelpError as exc:
+        exc.show()  # no arguments: the help, as typer would
+        sys.exit(exc.exit_code)
+    except usage.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "specvoice"
+        stderr.print(f"error: {exc.format_message()} (see {command} --help)", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        stderr.print("interrupted", markup=False)
+        sys.exit(130)
     except SpecvoiceError as exc:
         stderr.print(f"error: {exc}", markup=False)
         sys.exit(1)
@@ -553,3 +568,4 @@ def main() -> None:
             raise
         stderr.print(f"error: unexpected {type(exc).__name__}: {exc} (set SPECVOICE_DEBUG=1 for a traceback)", markup=False)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) and --help come back as a code

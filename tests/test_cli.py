@@ -36,6 +36,21 @@ def test_help_lists_only_working_commands():
     assert commands == {"transcribe", "listen", "synthesize", "bench"}
 
 
+@pytest.mark.parametrize("args, words", [
+    (("transcribe", "x.wav", "--max-draft", "999"), ("--max-draft", "64")),
+    (("transcribe", "x.wav", "--method", "fast"), ("--method", "fast")),
+    (("transcribe", "x.wav", "--methd", "ar"), ("--methd",)),
+    (("transcribe",), ("audio",)),
+    (("listen", "--step", "0"), ("--step",)),
+    (("transcribbe", "x.wav"), ("transcribbe",)),
+])
+def test_usage_errors_are_one_line(args, words):
+    """Out-of-range values, unknown choices or options, a missing argument: one line, exit 2, as for any bad input."""
+    result = specvoice(*args)
+    assert_one_line_error(result, *words)
+    assert result.returncode == 2
+
+
 def test_missing_file(tmp_path):
     assert_one_line_error(specvoice("transcribe", str(tmp_path / "nope.wav")), "nope.wav", "no such file")
 
