@@ -56,8 +56,11 @@ class SpecvoiceMethod:
     peer = False
 
     def __init__(self, method: str, target: WhisperModel, draft: WhisperModel | None, precision: str):
-        # timestamps=None: off up to 30 s, on for long audio, exactly as `specvoice transcribe` decides
-        options = DecodingOptions(method, language="en", timestamps=None)
+        # timestamps=None: off up to 30 s, on for long audio, exactly as `specvoice transcribe` decides. Plain
+        # greedy otherwise (no fallback, no previous-text prompt, no no-speech rule), as the peers are run:
+        # the measure of identity stays strict and every contestant does the same work.
+        options = DecodingOptions(method, language="en", timestamps=None, temperature_increment_on_fallback=0.0,
+                                  condition_on_previous_text=False, no_speech_threshold=None)
         self.name = f"{method}-{precision}"
         self.identical_to = f"ar-{precision}"
         self.device = target.device
