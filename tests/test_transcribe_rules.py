@@ -137,7 +137,10 @@ def test_a_batch_transcribes_every_readable_input_and_fails_with_a_summary(tmp_p
 
 def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_file(tmp_path, manifest):
     row = next(r for r in manifest if r["seconds"] > 200)
-    code, _, err = run_cli("transcribe", str(SPEECH / row["audio"]), "-o", str(tmp_path / "out"), "-f", "all",
+    # Four times the longest clip (~15 min of audio): still decoding when the interrupt lands, however fast.
+    audio, rate = soundfile.read(SPEECH / row["audio"])
+    soundfile.write(tmp_path / "long.wav", np.concatenate([audio] * 4), rate)
+    code, _, err = run_cli("transcribe", str(tmp_path / "long.wav"), "-o", str(tmp_path / "out"), "-f", "all",
                            interrupt_after=15)
     assert code == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert not any((tmp_path / "out").iterdir())
