@@ -115,6 +115,7 @@ def transcribe(
         values["timestamps"] = True
     options, models = _build(DecodingOptions, values), _build(ModelOptions, values)
     draft_name = models.draft_for(options.method)
+    models.kernel_ops(models.placement().device)  # a device, dtype or kernels that cannot run: said before any input
     if output_dir is not None:
         prepare_output_dir(output_dir)
     inputs, problems = gather(audio, output_dir, formats, sys.stdin.buffer)
