@@ -17,7 +17,6 @@ target, _, _ = _load_models(ModelOptions(dtype="int8", threads=2), None)
 ours = Transcriber(target, None, DecodingOptions("ar", language="en", temperature_increment_on_fallback=0.0,
                                                  condition_on_previous_text=False, no_speech_threshold=None))
 fw = FW(str(ctranslate2_folder("base")), device="cpu", compute_type="int8", cpu_threads=2)
-import ctranslate2
 tot = {"ours_total": 0, "ours_enc": 0, "fw_total": 0, "fw_enc": 0}
 for a in audios[:2]:  # warm-up
     ours.transcribe(a); list(fw.transcribe(a, beam_size=1, language="en", temperature=0.0, condition_on_previous_text=False, without_timestamps=True)[0])
