@@ -284,3 +284,31 @@ def test_segments_end_at_sentences_not_at_titles():
     breaker = LineBreaker()
     assert breaker.lines(committed, utterance=0) == ["Mr. Quilter spoke."]  # the last sentence goes on
     assert breaker.lines(committed, utterance=0, final=True) == ["Then silence"]
+
+
+class GuessingTranscriber:
+    """Hears Japanese in under 2 s of audio and English in more, and records the language it was asked for."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from specvoice.options import DecodingOptions
+
+        tokenizer = SimpleNamespace(multilingual=True, timestamp_begin=1000, eot=999)
+        self.target, self.options, self.asked = SimpleNamespace(tokenizer=tokenizer), DecodingOptions("ar"), []
+
+    def decode_window(self, audio, frames, timestamps, language, stats, timing, previous=(), free_drafts=None):
+        self.asked.append(language)
+        return [], language or ("ja" if len(audio) < 2 * SAMPLE_RATE else "en")
+
+
+def test_the_language_is_detected_again_until_the_buffer_holds_enough_audio():
+    from specvoice.listen.recognizer import LANGUAGE_SETTLES_AFTER, WhisperRecognizer
+
+    transcriber = GuessingTranscriber()
+    recognizer = WhisperRecognizer(transcriber)
+    for seconds in (1, 3, LANGUAGE_SETTLES_AFTER, 7, 8):
+        recognizer.recognize(np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32), [])
+    # a guess on 1 s of audio is not kept; once 5 s were heard, the language stays
+    assert transcriber.asked == [None, None, None, "en", "en"]
+    assert recognizer.language == "en"

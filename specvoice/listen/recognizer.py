@@ -13,6 +13,10 @@ from ..transcribe import Transcriber
 from ..whisper.features import HOP
 from .hypothesis import TIME_PER_TIMESTAMP, Hypothesis, SegmentEnd, timed_words
 
+# Whisper's language detection on a second of audio is a guess (the start of "We must find..." came out as
+# Japanese and stayed so): the language is detected again at every update until the buffer holds this much.
+LANGUAGE_SETTLES_AFTER = 5.0  # seconds
+
 
 class WhisperRecognizer:
     def __init__(self, transcriber: Transcriber, previous_draft: bool = True):
@@ -21,16 +25,19 @@ class WhisperRecognizer:
         self.tokenizer = transcriber.target.tokenizer
         self.previous_draft = previous_draft
         self.language = transcriber.options.language
+        self._language_settled = self.language is not None
         self.previous: list[int] = []  # the last hypothesis' tokens, its timestamps relative to the buffer start
         self.stats = DecodeStats()
 
     def recognize(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis:
         stats, timing = DecodeStats(), {"encoder": 0.0, "decoder": 0.0}
         drafts = [self.previous] if self.previous_draft and self.previous else None
-        tokens, language = self.transcriber.decode_window(audio, len(audio) // HOP, True, self.language, stats,
+        language = self.language if self._language_settled else None
+        tokens, language = self.transcriber.decode_window(audio, len(audio) // HOP, True, language, stats,
                                                           timing, previous=prompt, free_drafts=drafts)
-        if self.tokenizer.multilingual:
-            self.language = language  # detected once, kept for the stream
+        if self.tokenizer.multilingual and not self._language_settled:
+            self.language = language
+            self._language_settled = len(audio) >= LANGUAGE_SETTLES_AFTER * SAMPLE_RATE
         self.previous = tokens
         for counter in fields(DecodeStats):
             setattr(self.stats, counter.name, getattr(self.stats, counter.name) + getattr(stats, counter.name))
