@@ -71,19 +71,8 @@ def _attend_each(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     summation (a batched call changes both with the number of rows and the masked-out slots). A row costs
     what it would alone, so a single-token pass pays for nothing else.
     """
-    rows = [_attend(q[:, i: i + 1], keys[:, seen], values[:, seen], None) for i, seen in enumerate(slots)]
+    rows = [ops.attention(q[:, i: i + 1], keys[:, seen], values[:, seen], None) for i, seen in enumerate(slots)]
     return rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Softmax attention of a few query rows ([heads, n, d], already scaled) over keys/values [heads, s, d].
-
-    Plain matmuls: for a handful of queries they cost a fraction of the fused CPU attention kernel's setup.
-    """
-    scores = q @ k.transpose(1, 2)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
 
 
 class WhisperDecoder:
@@ -145,8 +134,8 @@ class WhisperDecoder:
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
                 visible: torch.Tensor) -> torch.Tensor:
         span = visible.shape[1]
-        own_slots = _slots_seen(visible) if self.exact else None
-        every_frame = [slice(None)] * len(tokens)
+        if self.exact:  # each row over exactly its own slots; cross-attention over every frame, a row at a time
+            own_slots, every_frame = _slots_seen(visible), [slice(None)] * len(tokens)
         x = self.embed_tokens(tokens) + self.embed_positions[positions]
         for i, layer in enumerate(self.layers):
             q, k, v = layer.qkv(layer.self_norm(x)).chunk(3, dim=-1)
