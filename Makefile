@@ -23,13 +23,17 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
-# `specvoice listen` needs the PortAudio library (sounddevice loads it at import). Installed where apt-get
-# can (root, or passwordless sudo); elsewhere its tests skip and say why.
+# `specvoice listen` needs the PortAudio library (sounddevice loads it at import); the German speech test
+# synthesizes its clip with espeak-ng. Installed where apt-get can (root, or passwordless sudo); elsewhere
+# their tests skip and say why.
+SUDO = $$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" )
+APT_INSTALL = ( $(SUDO) apt-get install -y -qq $(1) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(1); } ) >/dev/null 2>&1
+
 system-packages:
-	@ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
-	  ( $$SUDO apt-get install -y -qq libportaudio2 || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libportaudio2; } ) >/dev/null 2>&1 \
-	  || echo "note: could not install libportaudio2; listen's PortAudio tests will skip"; }
+	@ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || $(call APT_INSTALL,libportaudio2) \
+	  || echo "note: could not install libportaudio2; listen's PortAudio tests will skip"
+	@command -v espeak-ng >/dev/null || $(call APT_INSTALL,espeak-ng) \
+	  || echo "note: could not install espeak-ng; the German speech test will skip"
 
 # triton (about 300 MB) only for the kernels: without a GPU they run in Triton's CPU interpreter, which must be
 # switched on before triton is first imported, hence a run of its own; a second run compiles every kernel
