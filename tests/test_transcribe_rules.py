@@ -135,6 +135,17 @@ def test_vad_cuts_windows_in_pauses_without_timestamps(real_models, manifest):
     assert len(words & reference) > 0.8 * len(reference)
 
 
+def test_vad_keeps_silence_shorter_than_a_pause_and_skips_longer(real_models, jfk):
+    def with_silence_before(seconds):
+        return np.concatenate([np.zeros(int(seconds * 16000), np.float32), jfk])
+
+    plain = transcriber(real_models, "specasr", language="en").transcribe(with_silence_before(0.6))
+    short = transcriber(real_models, "specasr", language="en", vad_filter=True).transcribe(with_silence_before(0.6))
+    assert short.segments[0].start == 0.0 and short.tokens == plain.tokens  # the same audio decoded
+    long = transcriber(real_models, "specasr", language="en", vad_filter=True).transcribe(with_silence_before(4))
+    assert long.segments[0].start > 3.0 and "ask not what your country" in long.text
+
+
 def run_cli(*args, stdin: bytes | None = None, interrupt_after: float | None = None):
     process = subprocess.Popen([sys.executable, "-m", "specvoice", *args], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,

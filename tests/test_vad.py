@@ -7,7 +7,7 @@ import pytest
 
 from conftest import SPEECH
 from specvoice.audio import SAMPLE_RATE, load_audio
-from specvoice.audio.vad import FRAME_SAMPLES, speech_probabilities, speech_spans
+from specvoice.audio.vad import FRAME_SAMPLES, keep_short_pauses, speech_probabilities, speech_spans
 
 pytest.importorskip("faster_whisper", reason="the Silero VAD model ships with faster-whisper (extra 'vad')")
 
@@ -32,3 +32,15 @@ def test_speech_is_found_where_it_was_put():
     probabilities = speech_probabilities(audio)
     assert len(probabilities) == -(-len(audio) // FRAME_SAMPLES)
     assert probabilities[: len(gap) // FRAME_SAMPLES - 8].max() < 0.5
+
+
+def test_silence_shorter_than_a_pause_is_kept_in_the_chunks_beside_it():
+    second, window = SAMPLE_RATE, 30 * SAMPLE_RATE
+    # 0.5 s before the first chunk and 1 s after the last: kept wholly; 1 s between chunks: shared at its middle
+    assert keep_short_pauses([(second // 2, 5 * second), (6 * second, 9 * second)], 10 * second, window) == \
+        [(0, 5 * second + second // 2), (5 * second + second // 2, 10 * second)]
+    # 3 s of silence at the start, between the chunks and at the end is skipped
+    spaced = [(3 * second, 5 * second), (8 * second, 9 * second)]
+    assert keep_short_pauses(spaced, 12 * second, window) == spaced
+    # a chunk grows no longer than a window: the leading silence first
+    assert keep_short_pauses([(second, 30 * second)], 31 * second, window) == [(0, 30 * second)]

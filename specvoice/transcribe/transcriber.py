@@ -155,19 +155,12 @@ class Transcriber:
                           windows=walk.windows, retries=walk.retries, silent_windows=walk.silent)
 
     def _chunks(self, audio: np.ndarray) -> list[tuple[int, int]]:
-        """Sample ranges to walk: all of it, or with --vad the speech, grouped into chunks of up to a window."""
+        """Sample ranges to walk: all of it, or with --vad the speech, in chunks of up to a window cut in pauses."""
         if not self.options.vad_filter:
             return [(0, len(audio))]
-        from ..audio.vad import speech_spans
+        from ..audio.vad import speech_chunks
 
-        chunks: list[tuple[int, int]] = []
-        # Spans are split in their pauses to fit a window with the VAD's padding (0.4 s each side).
-        for start, end in speech_spans(audio, max_speech_duration_s=WINDOW_SAMPLES / SAMPLE_RATE - 1):
-            if chunks and end - chunks[-1][0] <= WINDOW_SAMPLES:
-                chunks[-1] = (chunks[-1][0], end)
-            else:
-                chunks.append((start, end))
-        return chunks
+        return speech_chunks(audio, WINDOW_SAMPLES)
 
     def _walk(self, audio: np.ndarray, first_frame: int, timestamps: bool, walk: _Walk,
               progress: Callable[[float], None] | None) -> None:
