@@ -1,5 +1,6 @@
-"""WER of base (int8, ar) on every clip of a speech manifest under three settings: greedy as before issue 9 (no
-fallback, no no-speech rule, no previous text), openai-whisper's rules (the defaults), and the rules with --vad.
+"""WER of base (int8, ar) on every clip of a speech manifest under four settings: greedy as before issue 9 (no
+fallback, no no-speech rule, no previous text), openai-whisper's rules (the defaults), the rules with --vad, and
+--vad with the rules but no previous-text conditioning.
 
 Usage: .venv/bin/python scripts/wer_rules.py [speech folder]; prints per-clip errors, then a markdown table.
 """
@@ -25,6 +26,8 @@ settings = {
                                         no_speech_threshold=None, condition_on_previous_text=False),
     "openai-whisper's rules": DecodingOptions("ar", language="en"),
     "the rules + --vad": DecodingOptions("ar", language="en", vad_filter=True),
+    "the rules + --vad, no previous text": DecodingOptions("ar", language="en", vad_filter=True,
+                                                           condition_on_previous_text=False),
 }
 totals = {name: [WordErrors(), 0, 0] for name in settings}
 for row in rows:
