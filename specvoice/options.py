@@ -161,7 +161,8 @@ class DecodingOptions:
     vad_filter: bool = option(False, "Skip silence found by Silero VAD and cut windows in pauses (needs the vad extra).")
     word_timestamps: bool = option(False, "Time every word from the cross-attention (openai-whisper's alignment; "
                                           "implies --timestamps): words in json, word-refined segment times.")
-    prepend_punctuations: str = option("\"'“¿([{-", "With --word-timestamps: these marks join the word after them.")
+    prepend_punctuations: str = option("\"'“¿([{-", "With --word-timestamps: these marks join the word after "
+                                                   "them.")
     append_punctuations: str = option("\"'.。,，!！?？:：”)]}、", "With --word-timestamps: these marks join the word "
                                                                "before them.")
 

@@ -142,7 +142,11 @@ def test_word_timestamps_in_every_format(tmp_path):
         assert "".join(w["word"] for w in s["words"]) == s["text"]
         assert (s["start"], s["end"]) == (s["words"][0]["start"], s["words"][-1]["end"])
         assert all(set(w) == {"word", "start", "end", "probability"} and 0 <= w["probability"] <= 1 for w in s["words"])
-    seconds = lambda clock: sum(float(part) * 60 ** i for i, part in enumerate(reversed(clock.replace(",", ".").split(":"))))
+
+    def seconds(clock: str) -> float:
+        hours, minutes, rest = clock.replace(",", ".").split(":")
+        return 3600 * int(hours) + 60 * int(minutes) + float(rest)
+
     for suffix, cues in (("srt", lambda text: [b.splitlines()[1] for b in text.strip().split("\n\n")]),
                          ("vtt", lambda text: [b.splitlines()[0] for b in text.strip().split("\n\n")[1:]])):
         text = (tmp_path / f"whisper_jfk.{suffix}").read_text()

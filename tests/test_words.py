@@ -181,3 +181,20 @@ def test_word_timestamps_keep_the_tokens(method, real_models, jfk):
     assert worded.tokens == plain.tokens
     assert [s.text for s in worded.segments] == [s.text for s in plain.segments]
     assert all(s.words for s in worded.segments) and not any(s.words for s in plain.segments)
+
+
+@pytest.mark.real
+def test_long_audio_words_run_on_across_windows(real_models, manifest):
+    """Past 30 s the next window starts at the last word's end: words stay in order across windows."""
+    from specvoice.audio import load_audio
+    from specvoice.transcribe import Transcriber
+
+    row = next(r for r in manifest if 30 < r["seconds"] < 60)
+    audio = load_audio(SPEECH / row["audio"])
+    result = Transcriber(real_models["base"], None, DecodingOptions("ar", language="en", word_timestamps=True)) \
+        .transcribe(audio)
+    assert result.windows >= 2
+    words = [w for s in result.segments for w in s.words]
+    assert all(0 <= w.start <= w.end <= row["seconds"] for w in words)
+    assert all(a.end <= b.start + 0.02 for a, b in zip(words, words[1:]))
+    assert all("".join(w.word for w in s.words) == s.text for s in result.segments)

@@ -51,7 +51,8 @@ def find_alignment(whisper: WhisperModel, decoder: WhisperDecoder, text_tokens: 
     boundaries = np.pad(np.cumsum([len(group) for group in word_tokens[:-1]]), (1, 0))
     jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
     jump_times = time_indices[jumps] / TOKENS_PER_SECOND
-    return [WordTiming(word, group, float(jump_times[i]), float(jump_times[j]), float(np.mean(token_probabilities[i:j])))
+    return [WordTiming(word, group, float(jump_times[i]), float(jump_times[j]),
+                       float(np.mean(token_probabilities[i:j])))
             for word, group, i, j in zip(words, word_tokens, boundaries[:-1], boundaries[1:])]
 
 
