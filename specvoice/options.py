@@ -159,6 +159,12 @@ class DecodingOptions:
                                                     "independent, less prone to repetition loops).")
     initial_prompt: str | None = option(None, "Text to prompt the first window with (names, spelling, style).")
     vad_filter: bool = option(False, "Skip silence found by Silero VAD and cut windows in pauses (needs the vad extra).")
+    word_timestamps: bool = option(False, "Time every word from the cross-attention (openai-whisper's alignment; "
+                                          "implies --timestamps): words in json, word-refined segment times.")
+    prepend_punctuations: str = option("\"'“¿([{-", "With --word-timestamps: these marks join the word after "
+                                                   "them.")
+    append_punctuations: str = option("\"'.。,，!！?？:：”)]}、", "With --word-timestamps: these marks join the word "
+                                                               "before them.")
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -167,6 +173,8 @@ class DecodingOptions:
             raise SpecvoiceError(f"unknown task {self.task!r}: use transcribe or translate")
         if self.language is not None:
             object.__setattr__(self, "language", language_code(self.language))
+        if self.word_timestamps and self.timestamps is False:
+            raise SpecvoiceError("--word-timestamps needs timestamps: drop --no-timestamps")
         _check_limits(self)
 
     @property

@@ -14,11 +14,20 @@ FORMATS = ("txt", "srt", "vtt", "json")
 
 
 @dataclass
+class Word:
+    word: str  # with its leading space, as in the segment's text
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
 class Segment:
     start: float
     end: float
     text: str
     tokens: list[int]
+    words: list[Word] | None = None  # with --word-timestamps
 
 
 @dataclass
@@ -59,13 +68,20 @@ def render_vtt(t: Transcript) -> str:
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
+def _segment_json(index: int, s: Segment) -> dict:
+    data = {"id": index, "start": s.start, "end": s.end, "text": s.text, "tokens": s.tokens}
+    if s.words is not None:
+        data["words"] = [{"word": w.word, "start": w.start, "end": w.end, "probability": round(w.probability, 4)}
+                         for w in s.words]
+    return data
+
+
 def render_json(t: Transcript, extra: dict | None = None) -> str:
     data = {
         "text": t.text,
         "language": t.language,
         "duration": round(t.duration, 3),
-        "segments": [{"id": i, "start": s.start, "end": s.end, "text": s.text, "tokens": s.tokens}
-                     for i, s in enumerate(t.segments)],
+        "segments": [_segment_json(i, s) for i, s in enumerate(t.segments)],
         "stats": {**t.stats.as_dict(), "windows": t.windows, "retries": t.retries,
                   "silent_windows": t.silent_windows, "encoder_seconds": round(t.encoder_seconds, 4),
                   "decoder_seconds": round(t.decoder_seconds, 4)},

@@ -123,3 +123,32 @@ def test_long_form_with_timestamps_parses_back(tmp_path, manifest):
     words = set(re.findall(r"[a-z]+", data["text"].lower()))
     reference = set(re.findall(r"[a-z]+", row["text"].lower()))
     assert len(words & reference) > 0.8 * len(reference)
+
+
+def test_word_timestamps_without_timestamps():
+    assert_one_line_error(specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--word-timestamps",
+                                    "--no-timestamps"), "--word-timestamps", "--no-timestamps")
+
+
+@pytest.mark.real
+def test_word_timestamps_in_every_format(tmp_path):
+    """json segments carry their words; srt and vtt keep one cue per segment, timed as the json segments."""
+    result = specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--method", "ar", "--word-timestamps",
+                       "-o", str(tmp_path), "-f", "all")
+    assert result.returncode == 0, result.stderr
+    segments = json.loads((tmp_path / "whisper_jfk.json").read_text())["segments"]
+    assert segments and all(s["words"] for s in segments)
+    for s in segments:
+        assert "".join(w["word"] for w in s["words"]) == s["text"]
+        assert (s["start"], s["end"]) == (s["words"][0]["start"], s["words"][-1]["end"])
+        assert all(set(w) == {"word", "start", "end", "probability"} and 0 <= w["probability"] <= 1 for w in s["words"])
+
+    def seconds(clock: str) -> float:
+        hours, minutes, rest = clock.replace(",", ".").split(":")
+        return 3600 * int(hours) + 60 * int(minutes) + float(rest)
+
+    for suffix, cues in (("srt", lambda text: [b.splitlines()[1] for b in text.strip().split("\n\n")]),
+                         ("vtt", lambda text: [b.splitlines()[0] for b in text.strip().split("\n\n")[1:]])):
+        text = (tmp_path / f"whisper_jfk.{suffix}").read_text()
+        times = [seconds(clock) for cue in cues(text) for clock in cue.split(" --> ")]
+        assert times == pytest.approx([t for s in segments for t in (s["start"], s["end"])]), suffix

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import SpecvoiceError
-from ..files import publish_folder
+from ..files import publish_folder, write_atomic
 from ..whisper.tokenizer import WhisperTokenizer
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.uint16}  # 5 = bf16 bits
@@ -145,17 +145,15 @@ def write_transformers_folder(model_bin: Path, files: Path, destination: Path) -
     from transformers import WhisperConfig
 
     tensors, fields = convert_to_transformers(read_ctranslate2_variables(model_bin))
-    ct2_config = json.loads((files / "config.json").read_text())
-    suppress = ct2_config.get("suppress_ids", [])
-    begin = ct2_config.get("suppress_ids_begin", [])
+    record = _record(files)
     tokenizer_json = files / "tokenizer.json"
     if not tokenizer_json.exists():
         raise SpecvoiceError(f"{files}: CTranslate2 folder has no tokenizer.json")
     tokenizer = WhisperTokenizer.from_folder(files, fields["vocab_size"])
     config = WhisperConfig(
         **fields,
-        suppress_tokens=suppress,
-        begin_suppress_tokens=begin,
+        suppress_tokens=record["suppress_tokens"],
+        begin_suppress_tokens=record["begin_suppress_tokens"],
         decoder_start_token_id=tokenizer.sot,
         eos_token_id=tokenizer.eot,
         pad_token_id=tokenizer.eot,
@@ -166,6 +164,24 @@ def write_transformers_folder(model_bin: Path, files: Path, destination: Path) -
         config.save_pretrained(staging)
         save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
         shutil.copy(tokenizer_json, staging / "tokenizer.json")
-        (staging / "specvoice.json").write_text(json.dumps({"suppress_tokens": suppress, "begin_suppress_tokens": begin}))
+        (staging / "specvoice.json").write_text(json.dumps(record))
 
     publish_folder(destination, fill)
+
+
+def _record(files: Path) -> dict:
+    """A converted folder's specvoice.json: what the CTranslate2 config.json in `files` says about decoding
+    that a transformers config does not keep (token suppression, the alignment heads word timestamps read)."""
+    ct2_config = json.loads((files / "config.json").read_text())
+    return {"suppress_tokens": ct2_config.get("suppress_ids", []),
+            "begin_suppress_tokens": ct2_config.get("suppress_ids_begin", []),
+            "alignment_heads": ct2_config.get("alignment_heads", [])}
+
+
+def refresh_record(files: Path, destination: Path) -> None:
+    """Bring the specvoice.json of a folder converted by an earlier specvoice up to date (the alignment heads
+    came later): the weights stay, the small record is rewritten."""
+    path = destination / "specvoice.json"
+    record = _record(files)
+    if json.loads(path.read_text()) != record:
+        write_atomic(path, json.dumps(record))

@@ -26,11 +26,13 @@ from ..engine.speculative import DecodeTask, Decoded, greedy_decode
 from ..engine.stats import DecodeStats
 from ..options import DecodingOptions
 from ..transcript import Segment, Transcript
+from ..whisper.alignment import find_alignment
 from ..whisper.decoder import WhisperDecoder
 from ..whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_SAMPLES, log_mel
 from ..whisper.model import WhisperModel
 from ..whisper.tokenizer import LANGUAGES
 from .drafting import Drafting
+from .words import add_word_timestamps, last_word_end
 
 TIME_PER_TIMESTAMP = 0.02
 FRAMES_PER_TIMESTAMP = 2
@@ -63,6 +65,7 @@ class _Walk:
     windows: int = 0
     retries: int = 0  # tries at a higher temperature
     silent: int = 0  # windows skipped by the no-speech rule
+    last_speech: float = 0.0  # where the last word timed so far ends (word timestamps)
 
     @property
     def prompt(self) -> list[int]:
@@ -143,7 +146,8 @@ class Transcriber:
 
     def transcribe(self, audio: np.ndarray, progress: Callable[[float], None] | None = None) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
-        timestamps = self.options.timestamps if self.options.timestamps is not None else duration > 30.0
+        timestamps = self.options.timestamps if self.options.timestamps is not None else \
+            self.options.word_timestamps or duration > 30.0
         tokenizer = self.target.tokenizer
         initial = tokenizer.encode(" " + self.options.initial_prompt.strip()) if self.options.initial_prompt else []
         walk = _Walk(self.options.language, torch.Generator(self.target.device).manual_seed(SEED), initial)
@@ -178,7 +182,9 @@ class Transcriber:
                 seek += window_frames
             else:
                 segments, advance = self._segments(tokens, offset, window_frames, timestamps)
-                kept = [s for s in segments if s.text.strip()]
+                if self.options.word_timestamps:
+                    advance = self._time_words(segments, tokens, first_frame + seek, window_frames, advance, walk)
+                kept = [s for s in segments if s.text.strip() and s.start != s.end]
                 walk.segments += kept
                 walk.history += [token for s in kept for token in s.tokens]
                 seek += advance
@@ -246,6 +252,30 @@ class Transcriber:
             return False
         return o.logprob_threshold is None or attempt.avg_logprob <= o.logprob_threshold
 
+    def _time_words(self, segments: list[Segment], tokens: list[int], seek_frame: int, frames: int, advance: int,
+                    walk: _Walk) -> int:
+        """Give the window's segments their words; returns how many frames to move the window: as
+        openai-whisper, to the last word's end, unless the window's last segment is complete."""
+        eot = self.target.tokenizer.eot
+        offset = seek_frame / FRAMES_PER_SECOND
+        alignment = find_alignment(self.target, self.target_decoder, [t for t in tokens if t < eot], frames,
+                                   walk.language, self.options.task)
+        add_word_timestamps(segments, [sum(t < eot for t in s.tokens) for s in segments], alignment, offset,
+                            walk.last_speech, self.options.prepend_punctuations, self.options.append_punctuations)
+        end = last_word_end(segments)
+        if end is None:
+            return advance
+        walk.last_speech = end
+        if end > offset and not self._complete(tokens):
+            return round(end * FRAMES_PER_SECOND) - seek_frame
+        return advance
+
+    def _complete(self, tokens: list[int]) -> bool:
+        """The window ends with one timestamp after text: its last segment is complete, and the next window
+        starts after the whole of this one (openai-whisper's single_timestamp_ending)."""
+        begin = self.target.tokenizer.timestamp_begin
+        return [t >= begin for t in tokens[-2:]] == [False, True]
+
     def _segments(self, tokens: list[int], offset: float, window_frames: int,
                   timestamps: bool) -> tuple[list[Segment], int]:
         """Cut a window's tokens into segments; also returns how many frames to move the window."""
@@ -259,7 +289,7 @@ class Transcriber:
         if not timestamps:
             return [segment(tokens, offset, offset + window_seconds)], window_frames
         is_timestamp = [t >= begin for t in tokens]
-        single_ending = is_timestamp[-2:] == [False, True]
+        single_ending = self._complete(tokens)
         cuts = [i + 1 for i in range(len(tokens) - 1) if is_timestamp[i] and is_timestamp[i + 1]]
         if not cuts:
             stamps = [t for t in tokens if t >= begin]

@@ -9,12 +9,14 @@ input are fused (q|k|v, and every layer's cross k|v), in float or, on the CPU, i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..engine import ops
 from ..engine.cache import StaticKVCache
+from ..engine.decoder import Session
 from ..engine.linear import fused, int8_copy
 from .model import WhisperModel
 
@@ -156,6 +158,27 @@ class WhisperDecoder:
 
             x = x + layer.fc2(layer.activation(layer.fc1(layer.ffn_norm(x))))
         return self.output(self.final_norm(x)).float()
+
+    @torch.inference_mode()
+    def cross_attention_scores(self, tokens: Sequence[int],
+                               heads: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced pass over a whole sequence (from slot 0): its logits [n, vocab] and, for each
+        (layer, head) in `heads`, that head's cross-attention scores before the softmax [len(heads), n, frames].
+
+        For word timestamps. The queries are caught by hooks on the cross-attention projections for this pass
+        only, so the decoding steps run exactly as without it.
+        """
+        queries: dict[int, torch.Tensor] = {}
+        hooks = [self.layers[layer].cross_q.register_forward_hook(
+                     lambda _module, _inputs, output, layer=layer: queries.__setitem__(layer, output))
+                 for layer in sorted({layer for layer, _ in heads})]
+        try:
+            logits = Session(self).feed(list(tokens))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        scores = [self._heads(queries[layer])[head] @ self.cross_keys[layer][head].T for layer, head in heads]
+        return logits, torch.stack(scores).float()
 
     def move_slots(self, source: torch.Tensor, destination: torch.Tensor) -> None:
         self.cache.move(source, destination)

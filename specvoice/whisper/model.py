@@ -23,6 +23,8 @@ class WhisperModel:
     suppress_tokens: tuple[int, ...]
     begin_suppress_tokens: tuple[int, ...]
     int8: bool = False  # run the linear layers in batch-invariant int8 (CPU, float32 weights)
+    # (decoder layer, head) pairs whose cross-attention follows the speech in time: what word timestamps read
+    alignment_heads: tuple[tuple[int, int], ...] = ()
     _tasks: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -38,7 +40,7 @@ class WhisperModel:
         model = model.to(device).eval()
         tokenizer = WhisperTokenizer.from_folder(folder, model.config.vocab_size)
         suppress, begin = _suppression(folder, model.config)
-        return cls(name, model, tokenizer, suppress, begin, int8)
+        return cls(name, model, tokenizer, suppress, begin, int8, _alignment_heads(folder))
 
     @property
     def device(self) -> torch.device:
@@ -52,6 +54,15 @@ class WhisperModel:
     def sample_len(self) -> int:
         """New tokens allowed per 30 s window: half the text context, as openai/whisper (224 for every size)."""
         return self.model.config.max_target_positions // 2
+
+    def timing_heads(self) -> tuple[tuple[int, int], ...]:
+        """The heads word timing reads: the recorded alignment heads, else (as openai-whisper) every head of the
+        last half of the decoder layers."""
+        if self.alignment_heads:
+            return self.alignment_heads
+        config = self.model.config
+        return tuple((layer, head) for layer in range(config.decoder_layers // 2, config.decoder_layers)
+                     for head in range(config.decoder_attention_heads))
 
     def shares_vocabulary(self, other: "WhisperModel") -> bool:
         """Same tokens with the same ids; compares two ~51k-entry vocabularies, so decide it once per pair."""
@@ -89,3 +100,14 @@ def _suppression(folder: Path, config) -> tuple[tuple[int, ...], tuple[int, ...]
     suppress = generation.get("suppress_tokens") or getattr(config, "suppress_tokens", None) or []
     begin = generation.get("begin_suppress_tokens") or getattr(config, "begin_suppress_tokens", None) or []
     return tuple(suppress), tuple(begin)
+
+
+def _alignment_heads(folder: Path) -> tuple[tuple[int, int], ...]:
+    """The alignment heads the folder records: specvoice's own record of a converted CTranslate2 model, else
+    generation_config.json (transformers keeps them there); none when neither has them."""
+    for name in ("specvoice.json", "generation_config.json"):
+        path = folder / name
+        heads = json.loads(path.read_text()).get("alignment_heads") if path.exists() else None
+        if heads:
+            return tuple((int(layer), int(head)) for layer, head in heads)
+    return ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +16,9 @@ LANGUAGES = (
     "lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so "
     "af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue"
 ).split()
+
+# Written without spaces between words: word timestamps split these wherever whole characters decode.
+UNSPACED_LANGUAGES = {"zh", "ja", "th", "lo", "my", "yue"}
 
 
 def language_code(language: str) -> str:
@@ -104,6 +108,43 @@ class WhisperTokenizer:
     def decode(self, tokens: list[int]) -> str:
         """Text of the ordinary tokens; special and timestamp tokens are dropped."""
         return self.backend.decode([t for t in tokens if t < self.eot], skip_special_tokens=False)
+
+    def split_to_words(self, tokens: list[int], language: str | None) -> tuple[list[str], list[list[int]]]:
+        """Tokens grouped into words, as openai-whisper groups them for word timestamps: a word starts at a
+        space, a punctuation mark or a special token; unspaced languages split at every whole character."""
+        pieces, piece_tokens = self._split_on_characters(tokens)
+        if language in UNSPACED_LANGUAGES:
+            return pieces, piece_tokens
+        words: list[str] = []
+        word_tokens: list[list[int]] = []
+        for piece, group in zip(pieces, piece_tokens):
+            if not words or group[0] >= self.eot or piece.startswith(" ") or piece.strip() in string.punctuation:
+                words.append(piece)
+                word_tokens.append(group)
+            else:
+                words[-1] += piece
+                word_tokens[-1] += group
+        return words, word_tokens
+
+    def _split_on_characters(self, tokens: list[int]) -> tuple[list[str], list[list[int]]]:
+        """Tokens grouped so each group decodes to whole characters (a character's bytes can span tokens);
+        a replacement character the whole text has too is taken as it is."""
+        replacement = "\ufffd"
+        whole = self.decode(tokens)
+        pieces: list[str] = []
+        groups: list[list[int]] = []
+        current: list[int] = []
+        offset = 0
+        for token in tokens:
+            current.append(token)
+            text = self.decode(current)
+            broken = text.find(replacement)
+            if broken < 0 or (offset + broken < len(whole) and whole[offset + broken] == replacement):
+                pieces.append(text)
+                groups.append(current)
+                current = []
+                offset += len(text)
+        return pieces, groups
 
 
 def token_translator(source: WhisperTokenizer, destination: WhisperTokenizer):
