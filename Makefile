@@ -1,5 +1,5 @@
 # Two commands do everything from a fresh clone:
-#   make run    transcribe a real clip offline with the built-in default model (base, drafted by tiny.en)
+#   make run    transcribe a real clip offline with the built-in default model (base; drafted by tiny.en on CUDA)
 #   make test   the whole test suite (tiny random models + real offline Whisper weights on ../shared/speech),
 #               then the Triton kernels in the interpreter (make test-kernels)
 # Both create .venv first. torch is pinned to the CPU build that installs from local disk here;

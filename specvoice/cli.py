@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHODS, TASKS, TTS_METHODS, DecodingOptions,
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, TASKS, TTS_METHODS, DecodingOptions,
                       ListenOptions, ModelOptions, SynthesisOptions, describe)
 from .transcript import FORMATS
 
@@ -28,7 +28,7 @@ def _choices(name: str, values) -> type[Enum]:
     return Enum(name, {value: value for value in values}, type=str)
 
 
-Method = _choices("Method", METHODS)
+Method = _choices("Method", METHOD_CHOICES)
 Device = _choices("Device", DEVICES)
 DType = _choices("DType", DTYPES)
 Task = _choices("Task", TASKS)
@@ -117,8 +117,10 @@ def transcribe(
     if timestamps is None and output_format in (OutputFormat.srt, OutputFormat.vtt, OutputFormat.all):
         values["timestamps"] = True
     options, models = _build(DecodingOptions, values), _build(ModelOptions, values)
+    device = models.placement().device
+    models.kernel_ops(device)  # a device, dtype or kernels that cannot run: said before any input
+    options = options.on(device, models.draft)
     draft_name = models.draft_for(options.method)
-    models.kernel_ops(models.placement().device)  # a device, dtype or kernels that cannot run: said before any input
     if output_dir is not None:
         prepare_output_dir(output_dir)
     inputs, problems = gather(audio, output_dir, formats, sys.stdin.buffer)
@@ -388,6 +390,7 @@ def listen(
     formats = _formats(output_dir, output_format)
     listening, options, models = _build(ListenOptions, values), _build(DecodingOptions, values), _build(ModelOptions, values)
     source = _live_source(input, listening)
+    options = options.on(models.placement().device, models.draft)
     transcriber = _transcriber(models, models.draft_for(options.method), options)
     from .listen import LineView, LiveView, Streamer, WhisperRecognizer, measure, run, transcript
 

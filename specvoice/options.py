@@ -6,7 +6,7 @@ build their settings from these dataclasses, and they are validated here, once, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
 from .engine.drafter import DraftPolicy
@@ -19,6 +19,13 @@ METHODS = {
     "specasr": "SpecASR: adaptive draft length, draft recycling, two-pass sparse token tree",
     "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
 }
+# What --method auto runs. On the CPU a model draft costs more than the target passes it saves (a tiny.en step
+# is 0.4 of an int8 base step, and its encoder runs on every window): ar-int8 is 1.24x faster than specasr-int8
+# end to end on the dev clips, ar-float32 level with specasr-float32 (BENCHMARKS.md). On CUDA a pass costs
+# about the same for 1 token or 30, so drafting pays.
+AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
+METHOD_CHOICES = {"auto": "ar on the CPU, where a model draft costs more than it saves; specasr on CUDA (or "
+                          "whenever --draft is given)", **METHODS}
 TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "int8", "float32", "float16", "bfloat16")
@@ -123,8 +130,9 @@ class ModelOptions:
 class DecodingOptions:
     """How one transcript is decoded."""
 
-    method: str = option("specasr", "ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree; "
-                                    "dllm: parallel refinement of the draft's transcript. All give identical text.")
+    method: str = option("auto", "ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree; "
+                                 "dllm: parallel refinement of the draft's transcript; auto: ar on the CPU, specasr "
+                                 "on CUDA or with --draft. All give identical text.")
     language: str | None = option(None, "Spoken language, as a code (de) or a name (German); detected when omitted.")
     task: str = option("transcribe", "transcribe, or translate to English (multilingual models).")
     timestamps: bool | None = option(None, "Decode segment timestamps (default: on for audio over 30 s and for "
@@ -167,8 +175,8 @@ class DecodingOptions:
                                                                "before them.")
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
+        if self.method not in METHOD_CHOICES:
+            raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(METHOD_CHOICES)}")
         if self.task not in TASKS:
             raise SpecvoiceError(f"unknown task {self.task!r}: use transcribe or translate")
         if self.language is not None:
@@ -177,8 +185,17 @@ class DecodingOptions:
             raise SpecvoiceError("--word-timestamps needs timestamps: drop --no-timestamps")
         _check_limits(self)
 
+    def on(self, device: str, draft: str | None = None) -> "DecodingOptions":
+        """These options with --method auto made concrete for the device the target runs on; a draft the user
+        named is used (auto never turns a valid request into an error)."""
+        if self.method != "auto":
+            return self
+        return replace(self, method="specasr" if draft is not None else AUTO_METHOD[device])
+
     @property
     def needs_draft(self) -> bool:
+        if self.method == "auto":
+            raise ValueError("--method auto is made concrete with DecodingOptions.on(device) first")
         return self.method != "ar"
 
     @property

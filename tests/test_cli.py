@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from conftest import SPEECH
 
@@ -90,6 +91,10 @@ def test_default_model_transcribes_jfk(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ask not what your country can do for you" in result.stdout
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".srt", ".txt", ".vtt"]
+    record = json.loads((tmp_path / "whisper_jfk.json").read_text())
+    # --method auto: plain greedy on the CPU (no draft loaded), specasr with its default draft on CUDA
+    on_cpu = not torch.cuda.is_available()
+    assert (record["method"], record["draft"]) == (("ar", None) if on_cpu else ("specasr", "tiny.en"))
 
 
 @pytest.mark.real

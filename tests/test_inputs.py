@@ -128,3 +128,13 @@ def test_temperature_schedule_and_compression_ratio_as_openai_whisper():
     assert DecodingOptions(temperature=0.5, temperature_increment_on_fallback=0.25).temperatures == (0.5, 0.75, 1.0)
     assert compression_ratio("") == 0.0
     assert compression_ratio("the same words " * 20) > 2.4 > compression_ratio("And so my fellow Americans, ask not.")
+
+
+def test_method_auto_is_greedy_on_the_cpu_and_drafts_on_cuda_or_with_a_named_draft():
+    auto = DecodingOptions()
+    assert auto.method == "auto"
+    assert auto.on("cpu").method == "ar" and auto.on("cuda").method == "specasr"
+    assert auto.on("cpu", "tiny.en").method == "specasr"  # --draft given: auto never makes it an error
+    assert DecodingOptions("spec").on("cpu").method == "spec"  # a method asked for is kept
+    with pytest.raises(ValueError, match="auto"):
+        auto.needs_draft

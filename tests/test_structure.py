@@ -126,6 +126,6 @@ def test_cli_defaults_and_help_come_from_the_options(command, options):
 
 def test_transcribe_offers_every_method_and_the_specasr_knobs():
     parameters = cli_parameters("transcribe")
-    assert {m.value for m in parameters["method"].type_descriptor.annotation} == {"ar", "spec", "specasr", "dllm"}
+    assert {m.value for m in parameters["method"].type_descriptor.annotation} == {"auto", "ar", "spec", "specasr", "dllm"}
     for name in ("draft_len", "max_draft", "confidence", "recycle", "tree_positions", "language", "task", "timestamps"):
         assert name in parameters, name

@@ -90,7 +90,7 @@ def test_german_speech_is_detected_and_drafted_by_lookup_with_the_same_tokens(re
 
 
 def test_german_speech_through_the_command_line_notes_the_lookup_draft(german):
-    code, out, err = run_cli("transcribe", str(german))
+    code, out, err = run_cli("transcribe", str(german), "--method", "specasr")
     assert code == 0 and "guten morgen" in out.lower()
     notes = [line for line in err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "English-only" in notes[0] and "language 'de'" in notes[0]

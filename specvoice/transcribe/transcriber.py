@@ -85,10 +85,10 @@ class _Try:
 class Transcriber:
     def __init__(self, target: WhisperModel, draft: WhisperModel | None, options: DecodingOptions,
                  approximate_draft: bool = True, notify: Callable[[str], None] | None = None):
-        """`draft` is required by every method but ar, and ignored by ar. `notify` hears notes for the user
-        (e.g. that a language is drafted by lookup), each said once."""
+        """`draft` is required by every method but ar, and ignored by ar (--method auto takes a given draft).
+        `notify` hears notes for the user (e.g. that a language is drafted by lookup), each said once."""
         self.target = target
-        self.options = options
+        self.options = options = options.on(target.device.type, None if draft is None else draft.name)
         self.target_decoder = WhisperDecoder(target)
         # An English-only target refuses another language or translation here, before any audio is decoded.
         target.tokenizer.require(options.language, options.task)
