@@ -157,3 +157,21 @@ def test_word_timestamps_in_every_format(tmp_path):
         text = (tmp_path / f"whisper_jfk.{suffix}").read_text()
         times = [seconds(clock) for cue in cues(text) for clock in cue.split(" --> ")]
         assert times == pytest.approx([t for s in segments for t in (s["start"], s["end"])]), suffix
+
+
+def test_stats_line_says_what_each_method_did():
+    from types import SimpleNamespace
+
+    from specvoice.cli import _stats_line
+    from specvoice.engine.stats import DecodeStats
+
+    result = SimpleNamespace(stats=DecodeStats(tokens=40, target_passes=40), windows=1, retries=0, silent_windows=0,
+                             encoder_seconds=0.3, decoder_seconds=0.2)
+    ar = _stats_line(result, "ar")
+    assert "40 tokens in 40 target passes (one per token)" in ar and "accept" not in ar and "draft" not in ar
+    result.stats = DecodeStats(tokens=40, target_passes=5, draft_passes=12, drafted=60, accepted=35)
+    dllm = _stats_line(result, "dllm")
+    assert "5 refinement rounds (8.00 tokens/round)" in dllm and "acceptance" not in dllm
+    specasr = _stats_line(result, "specasr")
+    assert "(8.00 tokens/pass)" in specasr and "35 of 60 drafted tokens kept" in specasr
+    assert "windows: 1 decoded, 0 retried hotter, 0 silent" in specasr
