@@ -132,6 +132,23 @@ def test_silence_is_skipped_and_a_pause_ends_the_utterance():
     assert lines == ["hello there", "how are you"]
 
 
+def test_the_last_decode_hears_the_samples_short_of_a_vad_frame():
+    # 2.04 s is 63 VAD frames (2.016 s) and 384 samples; "ten" ends in those samples
+    script = [("eight", 0.8, 1.2), ("nine", 1.2, 1.6), ("ten", 1.6, 2.03)]
+    audio = position_audio(2.04, [(0, 2.04)])
+    streamer, recognizer = listen(script, audio, vad=True)
+    # decodes at the last whole frame before each step, and the last one with the end, not in one of its own
+    assert [end for _, end, _ in recognizer.calls] == pytest.approx([0.992, 1.984, 2.04])
+    assert [c.word.text.strip() for c in streamer.state.committed] == ["eight", "nine", "ten"]
+    # the end of input may also come after the last audio, not with it
+    recognizer = ScriptedRecognizer(script)
+    streamer = Streamer(recognizer, lambda: 2.04, speech_frames)
+    streamer.feed(audio)
+    streamer.finish()
+    assert [end for _, end, _ in recognizer.calls] == pytest.approx([2.016, 2.04])
+    assert [c.word.text.strip() for c in streamer.state.committed] == ["eight", "nine", "ten"]
+
+
 def test_an_interrupt_commits_the_tentative_words_without_another_decode():
     script = script_of("alpha beta gamma delta", start=0.0, word=0.5)
     replay = FileReplay(position_audio(10, [(0, 10)]), speed=0)

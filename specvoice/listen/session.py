@@ -108,7 +108,7 @@ def run(streamer: Streamer, audio_queue, step: float, view, warn) -> None:
                 warn(f"input overflow: {audio_queue.overflows - overflows} audio block(s) dropped; going on")
                 overflows = audio_queue.overflows
             if len(chunk):
-                streamer.feed(chunk)
+                streamer.feed(chunk, last=ended)
             if ended:
                 streamer.finish()
             _show(view, streamer, breaker, ended)

@@ -85,17 +85,19 @@ class Streamer:
     def buffer_seconds(self) -> float:
         return len(self.buffer) / SAMPLE_RATE
 
-    def feed(self, chunk: np.ndarray) -> list[Word]:
-        """New audio; returns the words this commits."""
+    def feed(self, chunk: np.ndarray, last: bool = False) -> list[Word]:
+        """New audio; returns the words this commits. `last`: no audio follows, so the samples short of a whole
+        VAD frame are judged (as a frame padded with silence) and decoded too: the last decode hears all of the
+        input, as an offline transcription does (Whisper can change a word for 30 ms of audio more or less)."""
         if self.speech is None:
             self._append(chunk)
             return self._update()
         audio = np.concatenate([self.pending, chunk])
-        whole = len(audio) - len(audio) % self.frame_samples
+        whole = len(audio) if last else len(audio) - len(audio) % self.frame_samples
         self.pending = audio[whole:]
         self._append(audio[:whole])
         if whole:
-            self._listen(audio[:whole])
+            self._listen(np.pad(audio[:whole], (0, -whole % self.frame_samples)))
         if not self.heard_speech:  # silence before speech: keep only a little of it
             self._drop(max(0, len(self.buffer) - int(PRE_ROLL * SAMPLE_RATE)))
             return []
@@ -107,7 +109,10 @@ class Streamer:
 
     def finish(self, decode: bool = True) -> list[Word]:
         """End of input (decode what is new, then commit everything) or an interrupt (commit at once)."""
-        words = self._update() if decode and self.undecoded and (self.speaking or self.speech is None) else []
+        # The end can come after the last audio rather than with it: its samples short of a VAD frame are fed then.
+        words = self.feed(self.pending[:0], last=True) if decode and len(self.pending) else []
+        if decode and self.undecoded and (self.speaking or self.speech is None):
+            words += self._update()
         return words + self._flush()
 
     def end_utterance(self) -> list[Word]:
