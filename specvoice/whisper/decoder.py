@@ -121,7 +121,7 @@ class WhisperDecoder:
             features = features[..., : min(features.shape[-1], keep)]
         encoder = self.encoder
         x = F.gelu(encoder.conv1(features.to(self.device, self.dtype)))
-        x = F.gelu(encoder.conv2(x)).permute(0, 2, 1)
+        x = F.gelu(encoder.conv2(x)).permute(0, 2, 1).contiguous()  # else the residual stream keeps a transposed layout: every add strided
         x = x + encoder.embed_positions.weight[: x.shape[1]]
         for layer in encoder.layers:
             x = layer(x, None)
