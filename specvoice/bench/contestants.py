@@ -28,6 +28,7 @@ class Run:
     decoder_seconds: float | None  # decoding alone; None where a tool does not expose it
     emitted: int | None = None  # tokens the target emitted, end-of-text included
     target_passes: int | None = None  # forward passes of the target's decoder
+    peak_mib: float | None = None  # a contestant in a process of its own reports its own peak memory
 
 
 class Contestant(Protocol):

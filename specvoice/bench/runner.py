@@ -66,7 +66,7 @@ def measure(steps: Iterable[Step], contestants: list[Contestant], clips: list[Cl
         if step.timed:
             outcome = outcomes[step.clip.id][step.contestant.name]
             outcome.runs.append(run)
-            outcome.peak_mib = max(outcome.peak_mib, memory.peak_mib())
+            outcome.peak_mib = max(outcome.peak_mib, run.peak_mib if run.peak_mib is not None else memory.peak_mib())
             if step.reference_for:
                 outcomes[step.clip.id][step.reference_for].reference_runs.append(run)
     return outcomes
