@@ -38,7 +38,7 @@ class ScriptedRecognizer:
         self.calls: list[tuple[float, float, list[int]]] = []  # buffer start, end (seconds), prompt
         self.cuts: list[float] = []
 
-    def recognize(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis:
+    def recognize(self, audio: np.ndarray, prompt: list[int], silence: float) -> Hypothesis:
         start = (abs(float(audio[0])) - 1) / SAMPLE_RATE
         end = start + len(audio) / SAMPLE_RATE
         self.calls.append((start, end, prompt))
@@ -66,8 +66,11 @@ def script_of(text: str, start: float = 0.0, word: float = 0.4) -> list[tuple[st
 
 
 def listen(script, audio, step=1.0, vad=False):
+    return listen_with(ScriptedRecognizer(script), audio, step, vad)
+
+
+def listen_with(recognizer, audio, step=1.0, vad=False):
     replay = FileReplay(audio, speed=0)
-    recognizer = ScriptedRecognizer(script)
     streamer = Streamer(recognizer, replay.clock, speech_frames if vad else None)
     with replay.running() as queue:
         run(streamer, queue, step, Quiet(), warnings.append)
@@ -389,15 +392,16 @@ def test_a_decode_that_ends_early_is_continued_from_its_last_segment_end():
     assert len(transcriber.calls) == 1 + MAX_CONTINUATIONS and len(hypothesis.words) == 1 + MAX_CONTINUATIONS
 
 
-def test_no_continuation_when_little_audio_is_left_or_it_hears_nothing():
+def test_no_continuation_when_little_speech_is_left_or_it_hears_nothing():
     from specvoice.listen.recognizer import WhisperRecognizer
 
     transcriber = EarlyEndingTranscriber(SENTENCES[:1], stops_early=lambda start, end: True)
     recognizer = WhisperRecognizer(transcriber)
-    recognizer.recognize(position_audio(2.3, [(0, 2.3)]), [])  # 0.9 s after the end at 1.4 s: silence, likely
-    assert len(transcriber.calls) == 1
-    hypothesis = recognizer.recognize(position_audio(4.0, [(0, 4.0)]), [])
-    assert [start for start, _, _ in transcriber.calls[1:]] == [0.0, 1.4]  # continued, heard nothing: stopped
+    recognizer.recognize(position_audio(2.3, [(0, 2.3)]), [])  # 0.9 s after the end at 1.4 s
+    recognizer.recognize(position_audio(4.0, [(0, 4.0)]), [], silence=1.8)  # 0.8 s of speech after it
+    assert len(transcriber.calls) == 2
+    hypothesis = recognizer.recognize(position_audio(4.0, [(0, 4.0)]), [], silence=1.4)
+    assert [start for start, _, _ in transcriber.calls[2:]] == [0.0, 1.4]  # continued, heard nothing: stopped
     assert [w.text for w in hypothesis.words] == [" a", " c", " e"]
     assert hypothesis.tokens == [stamp(0.2), 0, 2, 4, stamp(1.4), LetterTokenizer.eot]
 
@@ -408,9 +412,13 @@ def test_the_words_after_an_early_end_are_committed_at_the_end_of_input():
     # every decode of more than 3 s from the start of the audio stops after its first sentence, as two decodes
     # of leopard_diarization_test did
     transcriber = EarlyEndingTranscriber(SENTENCES, stops_early=lambda start, end: start == 0 and end > 3.0)
-    replay = FileReplay(position_audio(4.5, [(0, 4.5)]), speed=0)
-    streamer = Streamer(WhisperRecognizer(transcriber), replay.clock)
-    with replay.running() as queue:
-        run(streamer, queue, 1.0, Quiet(), warnings.append)
+    streamer, _ = listen_with(WhisperRecognizer(transcriber), position_audio(4.5, [(0, 4.5)]))
     assert "".join(c.word.text for c in streamer.state.committed) == " a c e g i k m o"
     assert [start for start, _, _ in transcriber.calls] == [0, 0, 0, 0, 1.4, 0, 1.4]
+    # with the VAD, the silence after the last word (1.5 s at the utterance's last decode, with steps of 1.5 s)
+    # is not speech left to decode: no continuation on it
+    transcriber = EarlyEndingTranscriber(SENTENCES[:2], stops_early=lambda start, end: False)
+    streamer, _ = listen_with(WhisperRecognizer(transcriber), position_audio(5.0, [(0, 3.0)]), step=1.5, vad=True)
+    assert "".join(c.word.text for c in streamer.state.committed) == " a c e g i k"
+    assert [end for _, end, _ in transcriber.calls] == pytest.approx([1.472, 2.976, 4.480])
+    assert all(start == 0 for start, _, _ in transcriber.calls)

@@ -23,11 +23,12 @@ from .hypothesis import TIME_PER_TIMESTAMP, Hypothesis, SegmentEnd, timed_words
 # Whisper's language detection on a second of audio is a guess (the start of "We must find..." came out as
 # Japanese and stayed so): the language is detected again at every update until the buffer holds this much.
 LANGUAGE_SETTLES_AFTER = 5.0  # seconds
-# A decode whose last segment closes more than this before the buffer's end is continued from there. An
-# utterance's last decode carries up to about a second of silence (the VAD ends it at 0.5 s of silence, which
-# a step of new audio can overshoot), and Whisper's end timestamps run a few hundred ms off: a shorter rest
-# is most likely that silence, and a continuation on it costs an encoder run for nothing. A longer rest holds
-# words (two or three to the second), which an early end would drop from the hypothesis.
+# A decode whose last segment closes more than this before the end of the buffer's speech is continued from
+# there: a second holds two or three words, which an early end would drop from the hypothesis. The speech
+# ends where the VAD's trailing silence begins (with no VAD, at the buffer's end): continuations on that
+# silence made Whisper write " you" (leopard_diarization_test), and an utterance's last decode carries up to
+# 0.5 s plus a step of it. Less than this past the last segment end is within Whisper's end timestamps'
+# error (they fell up to ~0.3 s before the last word's end on that clip) and the VAD's frames.
 CONTINUE_IF_LEFT = 1.0  # seconds
 MAX_CONTINUATIONS = 3  # per update: a decode that keeps stopping early must not loop
 
@@ -43,14 +44,16 @@ class WhisperRecognizer:
         self.previous: list[int] = []  # the last hypothesis' tokens, its timestamps relative to the buffer start
         self.stats = DecodeStats()
 
-    def recognize(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis:
+    def recognize(self, audio: np.ndarray, prompt: list[int], silence: float = 0.0) -> Hypothesis:
+        """`silence`: seconds at the buffer's end that hold no speech (the VAD's judgement)."""
         stats, timing = DecodeStats(), {"encoder": 0.0, "decoder": 0.0}
         language = self.language if self._language_settled else None
         tokens, language = self._decode(audio, prompt, language, stats, timing)
         if self.tokenizer.multilingual and not self._language_settled:
             self.language = language
             self._language_settled = len(audio) >= LANGUAGE_SETTLES_AFTER * SAMPLE_RATE
-        tokens = self._continued(audio, prompt, tokens, language, stats, timing)
+        tokens = self._continued(audio, len(audio) / SAMPLE_RATE - silence, prompt, tokens, language, stats,
+                                 timing)
         self.previous = tokens
         for counter in fields(DecodeStats):
             setattr(self.stats, counter.name, getattr(self.stats, counter.name) + getattr(stats, counter.name))
@@ -65,15 +68,16 @@ class WhisperRecognizer:
         return self.transcriber.decode_window(audio, len(audio) // HOP, True, language, stats, timing,
                                               previous=prompt, free_drafts=drafts)
 
-    def _continued(self, audio: np.ndarray, prompt: list[int], tokens: list[int], language: str | None,
-                   stats: DecodeStats, timing: dict) -> list[int]:
+    def _continued(self, audio: np.ndarray, speech_seconds: float, prompt: list[int], tokens: list[int],
+                   language: str | None, stats: DecodeStats, timing: dict) -> list[int]:
         """The buffer's tokens, timestamps from its start: `tokens` (a decode of all of it), continued from
-        where it ended early, as long as continuations yield text and end early again."""
+        where it ended early before the speech's end (`speech_seconds` into the buffer), as long as
+        continuations yield text and end early again."""
         joined: list[int] = []
         history = list(prompt)  # what openai-whisper's next window is prompted with: everything decoded so far
         start = 0  # timestamp units: where the audio of `tokens` begins in the buffer
         for _ in range(MAX_CONTINUATIONS):
-            end = self._early_end(tokens, len(audio) / SAMPLE_RATE - start * TIME_PER_TIMESTAMP)
+            end = self._early_end(tokens, speech_seconds - start * TIME_PER_TIMESTAMP)
             if end is None:
                 break
             rest = start + round(end.time / TIME_PER_TIMESTAMP)
@@ -87,8 +91,8 @@ class WhisperRecognizer:
         return joined + self._shifted(tokens, start)
 
     def _early_end(self, tokens: list[int], seconds: float) -> SegmentEnd | None:
-        """The decode's last segment end when the decode stopped there with more than CONTINUE_IF_LEFT of
-        its `seconds` of audio left (an end at 0 would not advance: no continuation)."""
+        """The decode's last segment end when the decode stopped there more than CONTINUE_IF_LEFT before the
+        end of the speech, `seconds` into its audio (an end at 0 would not advance: no continuation)."""
         _, ends = timed_words(self.tokenizer, tokens, seconds)
         if not ends or any(t < self.tokenizer.eot for t in tokens[ends[-1].tokens:]):
             return None  # no closed segment, or text after the last one: it went on to the end
