@@ -38,7 +38,7 @@ class ScriptedRecognizer:
         self.calls: list[tuple[float, float, list[int]]] = []  # buffer start, end (seconds), prompt
         self.cuts: list[float] = []
 
-    def recognize(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis:
+    def recognize(self, audio: np.ndarray, prompt: list[int], silence: float) -> Hypothesis:
         start = (abs(float(audio[0])) - 1) / SAMPLE_RATE
         end = start + len(audio) / SAMPLE_RATE
         self.calls.append((start, end, prompt))
@@ -66,8 +66,11 @@ def script_of(text: str, start: float = 0.0, word: float = 0.4) -> list[tuple[st
 
 
 def listen(script, audio, step=1.0, vad=False):
+    return listen_with(ScriptedRecognizer(script), audio, step, vad)
+
+
+def listen_with(recognizer, audio, step=1.0, vad=False):
     replay = FileReplay(audio, speed=0)
-    recognizer = ScriptedRecognizer(script)
     streamer = Streamer(recognizer, replay.clock, speech_frames if vad else None)
     with replay.running() as queue:
         run(streamer, queue, step, Quiet(), warnings.append)
@@ -329,3 +332,93 @@ def test_the_language_is_detected_again_until_the_buffer_holds_enough_audio():
     # a guess on 1 s of audio is not kept; once 5 s were heard, the language stays
     assert transcriber.asked == [None, None, None, "en", "en"]
     assert recognizer.language == "en"
+
+
+def stamp(seconds: float) -> int:
+    return LetterTokenizer.timestamp_begin + round(seconds / 0.02)
+
+
+class EarlyEndingTranscriber:
+    """Decodes the sentences (start, end, letter tokens) of a script in the window (position audio) as Whisper
+    would, timed from the window's start, but stops after the first closed segment of a window for which
+    `stops_early(window start, window end)` holds; records each decode's window and prompt."""
+
+    def __init__(self, sentences, stops_early):
+        from types import SimpleNamespace
+
+        from specvoice.options import DecodingOptions
+
+        tokenizer = LetterTokenizer()
+        tokenizer.multilingual = False
+        self.target, self.options = SimpleNamespace(tokenizer=tokenizer), DecodingOptions("ar", language="en")
+        self.sentences, self.stops_early = sentences, stops_early
+        self.calls: list[tuple[float, float, list[int]]] = []
+
+    def decode_window(self, audio, frames, timestamps, language, stats, timing, previous=(), free_drafts=None):
+        start = round((abs(float(audio[0])) - 1) / SAMPLE_RATE, 3)
+        end = start + len(audio) / SAMPLE_RATE
+        self.calls.append((start, round(end, 3), list(previous)))
+        tokens = []
+        for first, last, letters in self.sentences:
+            if start - 1e-6 <= first < end:
+                closed = last <= end + 1e-6
+                tokens += [stamp(first - start), *letters] + ([stamp(last - start)] if closed else [])
+                if not closed or self.stops_early(start, end):
+                    break
+        stats.target_passes += len(tokens) + 1
+        return tokens + [LetterTokenizer.eot], language
+
+
+SENTENCES = [(0.2, 1.4, [0, 2, 4]), (1.6, 3.0, [6, 8, 10]), (3.2, 4.0, [12, 14])]  # " a c e", " g i k", " m o"
+
+
+def test_a_decode_that_ends_early_is_continued_from_its_last_segment_end():
+    from specvoice.listen.recognizer import MAX_CONTINUATIONS, WhisperRecognizer
+
+    transcriber = EarlyEndingTranscriber(SENTENCES, stops_early=lambda start, end: True)
+    hypothesis = WhisperRecognizer(transcriber).recognize(position_audio(4.5, [(0, 4.5)]), [7])
+    assert [w.text for w in hypothesis.words] == [" a", " c", " e", " g", " i", " k", " m", " o"]
+    assert [(w.start, w.end) for w in hypothesis.words[3::3]] == [(1.6, 2.067), (3.2, 3.6)]  # buffer times
+    assert [end.time for end in hypothesis.segment_ends] == pytest.approx([1.4, 3.0, 4.0])
+    first = [stamp(0.2), 0, 2, 4, stamp(1.4)]
+    second = [stamp(0.2), 6, 8, 10, stamp(1.6)]  # decoded from 1.4 s: its own clock
+    # each continuation starts at the last segment end, prompted with everything decoded before it
+    assert transcriber.calls == [(0.0, 4.5, [7]), (1.4, 4.5, [7] + first), (3.0, 4.5, [7] + first + second)]
+    assert hypothesis.target_passes == 6 + 6 + 5
+    # a decode that keeps ending early stops after MAX_CONTINUATIONS continuations
+    many = [(1.0 * i + 0.2, 1.0 * i + 0.8, [2 * i]) for i in range(8)]
+    transcriber = EarlyEndingTranscriber(many, stops_early=lambda start, end: True)
+    hypothesis = WhisperRecognizer(transcriber).recognize(position_audio(8.0, [(0, 8)]), [])
+    assert len(transcriber.calls) == 1 + MAX_CONTINUATIONS and len(hypothesis.words) == 1 + MAX_CONTINUATIONS
+
+
+def test_no_continuation_when_little_speech_is_left_or_it_hears_nothing():
+    from specvoice.listen.recognizer import WhisperRecognizer
+
+    transcriber = EarlyEndingTranscriber(SENTENCES[:1], stops_early=lambda start, end: True)
+    recognizer = WhisperRecognizer(transcriber)
+    recognizer.recognize(position_audio(2.3, [(0, 2.3)]), [])  # 0.9 s after the end at 1.4 s
+    recognizer.recognize(position_audio(4.0, [(0, 4.0)]), [], silence=1.8)  # 0.8 s of speech after it
+    assert len(transcriber.calls) == 2
+    hypothesis = recognizer.recognize(position_audio(4.0, [(0, 4.0)]), [], silence=1.4)
+    assert [start for start, _, _ in transcriber.calls[2:]] == [0.0, 1.4]  # continued, heard nothing: stopped
+    assert [w.text for w in hypothesis.words] == [" a", " c", " e"]
+    assert hypothesis.tokens == [stamp(0.2), 0, 2, 4, stamp(1.4), LetterTokenizer.eot]
+
+
+def test_the_words_after_an_early_end_are_committed_at_the_end_of_input():
+    from specvoice.listen.recognizer import WhisperRecognizer
+
+    # every decode of more than 3 s from the start of the audio stops after its first sentence, as two decodes
+    # of leopard_diarization_test did
+    transcriber = EarlyEndingTranscriber(SENTENCES, stops_early=lambda start, end: start == 0 and end > 3.0)
+    streamer, _ = listen_with(WhisperRecognizer(transcriber), position_audio(4.5, [(0, 4.5)]))
+    assert "".join(c.word.text for c in streamer.state.committed) == " a c e g i k m o"
+    assert [start for start, _, _ in transcriber.calls] == [0, 0, 0, 0, 1.4, 0, 1.4]
+    # with the VAD, the silence after the last word (1.5 s at the utterance's last decode, with steps of 1.5 s)
+    # is not speech left to decode: no continuation on it
+    transcriber = EarlyEndingTranscriber(SENTENCES[:2], stops_early=lambda start, end: False)
+    streamer, _ = listen_with(WhisperRecognizer(transcriber), position_audio(5.0, [(0, 3.0)]), step=1.5, vad=True)
+    assert "".join(c.word.text for c in streamer.state.committed) == " a c e g i k"
+    assert [end for _, end, _ in transcriber.calls] == pytest.approx([1.472, 2.976, 4.480])
+    assert all(start == 0 for start, _, _ in transcriber.calls)

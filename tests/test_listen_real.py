@@ -1,6 +1,6 @@
-"""listen on real weights: every update is exactly `ar` on the same buffer and prompt, the committed
-transcript matches the offline one, and a real PortAudio input stream (ALSA's file plugin standing in for a
-microphone) gets the words through."""
+"""listen on real weights: every decode of an update (of the buffer, and any continuation after an early end)
+is exactly `ar` on the same audio and prompt, the committed transcript matches the offline one, and a real
+PortAudio input stream (ALSA's file plugin standing in for a microphone) gets the words through."""
 
 from __future__ import annotations
 
@@ -21,29 +21,30 @@ from specvoice.engine.stats import DecodeStats
 from specvoice.listen import FileReplay, Streamer, WhisperRecognizer, run
 from specvoice.options import DecodingOptions
 from specvoice.transcribe import Transcriber
-from specvoice.whisper.features import HOP
 
 pytestmark = pytest.mark.real
 
 
-class Recording(WhisperRecognizer):
-    """Keeps each update's buffer, prompt and tokens."""
+def record_decodes(transcriber: Transcriber) -> list[tuple[np.ndarray, int, list[int], list[int]]]:
+    """Keeps every window decode's audio, frames, prompt and tokens (an update's decode of the buffer and any
+    continuation of it)."""
+    decodes = []
+    decode_window = transcriber.decode_window
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.updates: list[tuple[np.ndarray, list[int], list[int]]] = []
+    def recorded(window, frames, timestamps, language, stats, timing, previous=(), free_drafts=None):
+        tokens, language = decode_window(window, frames, timestamps, language, stats, timing, previous, free_drafts)
+        decodes.append((window.copy(), frames, list(previous), tokens))
+        return tokens, language
 
-    def recognize(self, audio, prompt):
-        hypothesis = super().recognize(audio, prompt)
-        self.updates.append((audio.copy(), list(prompt), hypothesis.tokens))
-        return hypothesis
+    transcriber.decode_window = recorded
+    return decodes
 
 
 def stream(transcriber, audio, previous_draft=True, step=1.0, vad=False):
     from specvoice.audio.vad import speech_probabilities
 
     replay = FileReplay(audio, speed=0)
-    recognizer = Recording(transcriber, previous_draft)
+    recognizer = WhisperRecognizer(transcriber, previous_draft)
     streamer = Streamer(recognizer, replay.clock, speech_probabilities if vad else None)
     with replay.running() as queue:
         run(streamer, queue, step, Quiet(), print)
@@ -58,16 +59,17 @@ class Quiet:
 def test_every_update_is_token_identical_to_ar_and_the_free_draft_saves_passes(real_models):
     audio = load_audio(SPEECH / "whisper_jfk.wav")[: 7 * SAMPLE_RATE]
     both = Transcriber(real_models["base"], real_models["tiny.en"], DecodingOptions("specasr", language="en"))
+    decodes = record_decodes(both)
     streamer, recognizer = stream(both, audio, step=1.5)
     ar = Transcriber(real_models["base"], None, DecodingOptions("ar", language="en"))
     plain = 0
-    for buffer, prompt, tokens in recognizer.updates:
+    for window, frames, prompt, tokens in decodes:
         stats = DecodeStats()
-        expected, _ = ar.decode_window(buffer, len(buffer) // HOP, True, "en", stats, {"encoder": 0, "decoder": 0},
+        expected, _ = ar.decode_window(window, frames, True, "en", stats, {"encoder": 0, "decoder": 0},
                                        previous=prompt)
         assert tokens == expected
         plain += stats.target_passes
-    assert len(recognizer.updates) >= 4
+    assert len(decodes) >= 4
     assert recognizer.stats.target_passes < plain / 2
     text = "".join(c.word.text for c in streamer.state.committed).lower()
     assert "my fellow americans" in text

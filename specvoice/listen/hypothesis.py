@@ -1,4 +1,5 @@
-"""One decode of the audio buffer as timed words, and the segment ends where the buffer may be cut.
+"""A decode of the audio buffer (with its continuations, recognizer.py) as timed words, and the segment ends
+where the buffer may be cut.
 
 Whisper's timestamp tokens time segments, not words: a word's time inside its segment is interpolated by
 its share of the segment's characters (good to a few hundred ms on read speech; used for commit delays and

@@ -2,7 +2,7 @@
 at a committed segment end, and let voice activity skip silence and end utterances.
 
 After whisper_streaming's OnlineASRProcessor and VACOnlineASRProcessor; the recognizer behind it is any
-object with `recognize(audio, prompt) -> Hypothesis`, `cut(segment_end)` and `reset()`.
+object with `recognize(audio, prompt, silence) -> Hypothesis`, `cut(segment_end)` and `reset()`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ PRE_ROLL = 0.5  # seconds of silence kept before speech, so its first word is wh
 
 
 class Recognizer(Protocol):
-    def recognize(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis: ...
+    def recognize(self, audio: np.ndarray, prompt: list[int], silence: float) -> Hypothesis: ...
 
     def cut(self, end: SegmentEnd) -> None: ...
 
@@ -140,7 +140,7 @@ class Streamer:
     def _update(self) -> list[Word]:
         if not len(self.buffer):
             return []
-        hypothesis = self.recognizer.recognize(self.buffer, self._prompt())
+        hypothesis = self.recognizer.recognize(self.buffer, self._prompt(), min(self.silence, self.buffer_seconds))
         self.undecoded = False
         self.state.updates.append(Update(self.buffer_seconds, hypothesis.target_passes, hypothesis.encoder_seconds,
                                          hypothesis.decoder_seconds))
