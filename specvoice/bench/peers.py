@@ -118,7 +118,6 @@ class FasterWhisper:
         import multiprocessing
 
         self.name = f"faster-whisper-{compute_type}"
-        self.device = device
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no PyTorch threads inherited
         self._connection, child = context.Pipe()
         self._worker = context.Process(target=_serve_faster_whisper, daemon=True,
