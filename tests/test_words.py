@@ -198,3 +198,30 @@ def test_long_audio_words_run_on_across_windows(real_models, manifest):
     assert all(0 <= w.start <= w.end <= row["seconds"] for w in words)
     assert all(a.end <= b.start + 0.02 for a, b in zip(words, words[1:]))
     assert all("".join(w.word for w in s.words) == s.text for s in result.segments)
+
+
+@pytest.mark.real
+def test_a_conversion_without_alignment_heads_gets_them_and_a_current_one_loads_without_its_package(tmp_path,
+                                                                                                    monkeypatch):
+    import json
+    import shutil
+
+    from specvoice.models import registry
+    from specvoice.models.ctranslate2 import record_is_stale, refresh_record
+    from specvoice.models.resolve import _builtin_folder
+
+    converted = _builtin_folder("base")
+    current = json.loads((converted / "specvoice.json").read_text())
+    older = tmp_path / "older"
+    older.mkdir()
+    shutil.copy(converted / "specvoice.json", older / "specvoice.json")
+    (older / "specvoice.json").write_text(json.dumps({k: v for k, v in current.items() if k != "alignment_heads"}))
+    assert record_is_stale(older) and not record_is_stale(converted)
+    refresh_record(registry.files_dir("base"), older)
+    assert json.loads((older / "specvoice.json").read_text()) == current and current["alignment_heads"]
+
+    def missing(name):
+        raise AssertionError("an up-to-date conversion must not need the CTranslate2 package")
+
+    monkeypatch.setattr(registry, "files_dir", missing)
+    assert _builtin_folder("base") == converted

@@ -178,10 +178,12 @@ def _record(files: Path) -> dict:
             "alignment_heads": ct2_config.get("alignment_heads", [])}
 
 
+def record_is_stale(destination: Path) -> bool:
+    """Whether a folder converted by an earlier specvoice lacks a field of its specvoice.json (the alignment heads
+    came later). Checked without the CTranslate2 files, so an up-to-date conversion loads without them."""
+    return "alignment_heads" not in json.loads((destination / "specvoice.json").read_text())
+
+
 def refresh_record(files: Path, destination: Path) -> None:
-    """Bring the specvoice.json of a folder converted by an earlier specvoice up to date (the alignment heads
-    came later): the weights stay, the small record is rewritten."""
-    path = destination / "specvoice.json"
-    record = _record(files)
-    if json.loads(path.read_text()) != record:
-        write_atomic(path, json.dumps(record))
+    """Rewrite the specvoice.json of a converted folder from the CTranslate2 files it came from; the weights stay."""
+    write_atomic(destination / "specvoice.json", json.dumps(_record(files)))

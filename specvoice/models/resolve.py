@@ -12,18 +12,18 @@ from pathlib import Path
 from ..errors import SpecvoiceError
 from ..files import cache_dir, publish_folder
 from . import registry
-from .ctranslate2 import refresh_record, write_transformers_folder
+from .ctranslate2 import record_is_stale, refresh_record, write_transformers_folder
 
 
 def _builtin_folder(name: str) -> Path:
     destination = cache_dir() / "models" / f"{name}-{registry.BUILTIN_MODELS[name].sha256[:12]}"
-    files = registry.files_dir(name)
     if not (destination / "model.safetensors").exists():
         destination.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=destination.parent) as tmp:
             model_bin = registry.assemble_model_bin(name, Path(tmp) / "model.bin")
-            write_transformers_folder(model_bin, files, destination)
-    refresh_record(files, destination)
+            write_transformers_folder(model_bin, registry.files_dir(name), destination)
+    elif record_is_stale(destination):
+        refresh_record(registry.files_dir(name), destination)
     return destination
 
 
@@ -36,7 +36,8 @@ def _ctranslate2_folder(folder: Path) -> Path:
     destination = cache_dir() / "models" / f"ct2-{digest.hexdigest()[:16]}"
     if not (destination / "model.safetensors").exists():
         write_transformers_folder(model_bin, folder, destination)
-    refresh_record(folder, destination)
+    elif record_is_stale(destination):
+        refresh_record(folder, destination)
     return destination
 
 
