@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+import specvoice.engine.linear as linear_module
 from specvoice.engine.linear import FusedLinear, RowInt8Linear, fused, int8_copy
 
 
@@ -14,11 +15,23 @@ def linear(inputs: int, outputs: int, seed: int, bias: bool = True) -> torch.nn.
     return torch.nn.Linear(inputs, outputs, bias=bias)
 
 
+def int8_layer(fixed: bool, reference: torch.nn.Linear) -> RowInt8Linear:
+    """An int8 layer on FBGEMM's fixed-quantisation GEMM, or on the dynamic GEMM with its range pinned (the
+    path for engines without the fixed one, e.g. QNNPACK on ARM, taken here on FBGEMM)."""
+    original = linear_module._fixed_quantisation
+    linear_module._fixed_quantisation = lambda: fixed
+    try:
+        return RowInt8Linear(reference.weight, reference.bias)
+    finally:
+        linear_module._fixed_quantisation = original
+
+
 @settings(max_examples=30, deadline=None)
 @given(inputs=st.integers(1, 70), outputs=st.integers(1, 50), rows=st.integers(1, 12), seed=st.integers(0, 99),
        bias=st.booleans(), spread=st.sampled_from([1e-3, 1.0, 1e3]))
-def test_int8_rows_are_bit_identical_alone_or_in_any_batch(inputs, outputs, rows, seed, bias, spread):
-    layer = RowInt8Linear(linear(inputs, outputs, seed, bias).weight, linear(inputs, outputs, seed, bias).bias)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed-quantisation", "pinned-dynamic-range"])
+def test_int8_rows_are_bit_identical_alone_or_in_any_batch(inputs, outputs, rows, seed, bias, spread, fixed):
+    layer = int8_layer(fixed, linear(inputs, outputs, seed, bias))
     generator = torch.Generator().manual_seed(seed)
     # rows of very different sizes: one batch-wide activation scale would crush the small ones
     x = torch.randn(rows, inputs, generator=generator) * torch.logspace(-1, 1, rows).unsqueeze(1) * spread
@@ -63,3 +76,11 @@ def test_int8_copy_swaps_every_linear_and_leaves_the_original():
 def test_int8_keeps_leading_dimensions(rows):
     layer = RowInt8Linear(linear(16, 8, 4).weight, None)
     assert layer(torch.randn(2, rows, 16)).shape == (2, rows, 8)
+
+
+@pytest.mark.skipif(not linear_module._fixed_quantisation(), reason="the int8 engine is not FBGEMM")
+@pytest.mark.parametrize("inputs", [512, 37])
+def test_both_int8_paths_give_the_same_bits(inputs):
+    reference = linear(inputs, 64, 5)
+    x = torch.randn(7, inputs) * torch.logspace(-2, 2, 7).unsqueeze(1)
+    assert torch.equal(int8_layer(True, reference)(x), int8_layer(False, reference)(x))

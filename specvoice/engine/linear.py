@@ -5,11 +5,14 @@ int8 (CPU) rows never depend on the other rows of the batch.
 Speculative decoding verifies many tokens in one pass and must give each the logits a single-token pass
 would: a row's result may not depend on its neighbours. PyTorch's dynamic int8 (`quantize_dynamic`) picks
 one activation scale for the whole batch, so it does (a row alone vs in a batch of 8 differs by up to 0.35).
-Here every row is scaled by its own absolute maximum before FBGEMM's dynamic int8 GEMM, and two constant
-columns (+1 and -1, against zero weights) pin the batch's range to exactly [-1, 1]: FBGEMM's scale and zero
-point are then the same for every call, quantisation is elementwise, the GEMM accumulates in exact int32,
-and the dequantised row is scaled back by its own maximum. The result is bit-identical whatever else is in
-the batch, and per-row scales are more accurate than one scale per batch.
+Here every row is scaled by its own absolute maximum into [-1, 1] and quantised with one fixed scale and zero
+point, so quantisation is elementwise; the GEMM accumulates in exact int32, and the dequantised row is scaled
+back by its own maximum. The result is bit-identical whatever else is in the batch, and per-row scales are
+more accurate than one scale per batch.
+
+FBGEMM (x86) takes the fixed quantisation as arguments. Other engines (QNNPACK on ARM) only offer the dynamic
+GEMM, which picks its range from the batch: two constant columns (+1 and -1, against zero weights) pin that
+range to exactly [-1, 1], where it picks the same scale and zero point.
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ import warnings
 import torch
 
 _ALIGN = 16  # the padded width stays a multiple of FBGEMM's vector width: every element takes the same path
+# The quantisation of rows in [-1, 1]: what FBGEMM's dynamic GEMM picks for that range with reduce_range
+# (7-bit activations, safe from the int16 saturation of AVX2's u8 x s8 products), so both paths agree.
+_UNIT_SCALE, _UNIT_ZERO_POINT = 2 / 127, 64
+
+
+def _fixed_quantisation() -> bool:
+    """Whether the int8 engine's GEMM takes the input's quantisation as arguments (FBGEMM does)."""
+    return torch.backends.quantized.engine in ("x86", "fbgemm")
 
 
 class RowInt8Linear(torch.nn.Module):
@@ -28,7 +39,8 @@ class RowInt8Linear(torch.nn.Module):
         super().__init__()
         weight = weight.detach().float()
         outputs, self.width = weight.shape
-        pad = (-(self.width + 2)) % _ALIGN + 2
+        self.fixed = _fixed_quantisation()
+        pad = (-self.width) % _ALIGN if self.fixed else (-(self.width + 2)) % _ALIGN + 2
         padded = torch.cat([weight, weight.new_zeros(outputs, pad)], dim=1)
         scales = (padded.abs().amax(dim=1) / 127).clamp(min=1e-12).double()
         with warnings.catch_warnings():  # FBGEMM's prepack still takes a quantized tensor, however deprecated
@@ -37,9 +49,9 @@ class RowInt8Linear(torch.nn.Module):
                                                    torch.qint8)
         self.packed = torch.ops.quantized.linear_prepack(quantized, None)
         self.bias = None if bias is None else bias.detach().float().clone()
-        edge = torch.zeros(pad)
-        edge[:2] = torch.tensor([1.0, -1.0])
-        self.edge = edge
+        self.edge = torch.zeros(pad)  # columns past the input: zeros, or the +1 and -1 that pin a dynamic range
+        if not self.fixed:
+            self.edge[:2] = torch.tensor([1.0, -1.0])
         self.out_features = outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,9 +59,14 @@ class RowInt8Linear(torch.nn.Module):
         rows = x.reshape(-1, self.width)
         # A row of zeros keeps scale 1: its quantised values are all zero, as they should be.
         scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
-        pinned = torch.cat([rows / scale, self.edge.expand(rows.shape[0], -1)], dim=1)
-        # reduce_range: 7-bit activations, safe from the int16 saturation of AVX2's u8 x s8 products.
-        y = torch.ops.quantized.linear_dynamic(pinned, self.packed, True)
+        unit = rows / scale
+        if len(self.edge):
+            unit = torch.cat([unit, self.edge.expand(rows.shape[0], -1)], dim=1)
+        if self.fixed:
+            y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+                unit, _UNIT_SCALE, _UNIT_ZERO_POINT, self.packed)
+        else:
+            y = torch.ops.quantized.linear_dynamic(unit, self.packed, True)
         y = torch.addcmul(self.bias, y, scale) if self.bias is not None else y * scale
         return y.view(*shape[:-1], self.out_features)
 
