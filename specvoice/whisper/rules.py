@@ -15,11 +15,11 @@ NEG_INF = float("-inf")
 
 class SuppressTokens:
     def __init__(self, tokens: tuple[int, ...]):
-        self.tokens = list(tokens)
+        self.tokens = torch.tensor(tokens, dtype=torch.long)  # built once: a list index costs ~10 us a pass
 
     def __call__(self, logits: torch.Tensor, histories: list[list[int]]) -> None:
-        if self.tokens:
-            logits[:, self.tokens] = NEG_INF
+        if len(self.tokens):
+            logits.index_fill_(1, self.tokens.to(logits.device), NEG_INF)
 
 
 class SuppressAtBegin:
