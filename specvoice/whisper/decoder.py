@@ -9,7 +9,7 @@ input are fused (q|k|v, and every layer's cross k|v), in float or, on the CPU, i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,37 +21,41 @@ from ..engine.linear import fused, int8_copy
 from .model import WhisperModel
 
 
+Step = Callable[[torch.Tensor], torch.Tensor]
+
+
 @dataclass
 class _Layer:
-    """One decoder layer's norms and (fused) projections."""
+    """One decoder layer's norms and (fused) projections, as their bound `forward`s: a step calls ~60 of them,
+    and nn.Module's call machinery (hooks) costs ~1.5% of a step for nothing here."""
 
-    self_norm: torch.nn.Module
-    qkv: torch.nn.Module  # q (pre-scaled) | k | v
-    self_out: torch.nn.Module
-    cross_norm: torch.nn.Module
-    cross_q: torch.nn.Module  # pre-scaled
-    cross_kv: torch.nn.Module  # k | v of the encoder output, once per window
-    cross_out: torch.nn.Module
-    ffn_norm: torch.nn.Module
-    fc1: torch.nn.Module
-    fc2: torch.nn.Module
-    activation: object
+    self_norm: Step
+    qkv: Step  # q (pre-scaled) | k | v
+    self_out: Step
+    cross_norm: Step
+    cross_q: Step  # pre-scaled
+    cross_kv: Step  # k | v of the encoder output, once per window
+    cross_out: Step
+    ffn_norm: Step
+    fc1: Step
+    fc2: Step
+    activation: Step
 
 
 def _layer(layer: torch.nn.Module, scaling: float, int8: bool) -> _Layer:
     attention, cross = layer.self_attn, layer.encoder_attn
     return _Layer(
-        layer.self_attn_layer_norm,
-        fused(attention.q_proj, attention.k_proj, attention.v_proj, int8=int8, scale=scaling),
-        fused(attention.out_proj, int8=int8),
-        layer.encoder_attn_layer_norm,
-        fused(cross.q_proj, int8=int8, scale=scaling),
-        fused(cross.k_proj, cross.v_proj, int8=int8),
-        fused(cross.out_proj, int8=int8),
-        layer.final_layer_norm,
-        fused(layer.fc1, int8=int8),
-        fused(layer.fc2, int8=int8),
-        layer.activation_fn,
+        layer.self_attn_layer_norm.forward,
+        fused(attention.q_proj, attention.k_proj, attention.v_proj, int8=int8, scale=scaling).forward,
+        fused(attention.out_proj, int8=int8).forward,
+        layer.encoder_attn_layer_norm.forward,
+        fused(cross.q_proj, int8=int8, scale=scaling).forward,
+        fused(cross.k_proj, cross.v_proj, int8=int8).forward,
+        fused(cross.out_proj, int8=int8).forward,
+        layer.final_layer_norm.forward,
+        fused(layer.fc1, int8=int8).forward,
+        fused(layer.fc2, int8=int8).forward,
+        layer.activation_fn.forward,
     )
 
 
@@ -104,6 +108,7 @@ class WhisperDecoder:
                                    self.dtype)
         self.cross_keys: list[torch.Tensor] = []
         self.cross_values: list[torch.Tensor] = []
+        self._cross_queries: dict[int, torch.Tensor] | None = None  # filled per layer while word timing asks
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """[n, heads * d] -> [heads, n, d]"""
@@ -150,6 +155,8 @@ class WhisperDecoder:
             x = x + layer.self_out(a.transpose(0, 1).reshape(x.shape))
 
             q = layer.cross_q(layer.cross_norm(x))
+            if self._cross_queries is not None:
+                self._cross_queries[i] = q
             if self.exact:
                 a = _attend_each(self._heads(q), self.cross_keys[i], self.cross_values[i], every_frame)
             else:
@@ -165,18 +172,14 @@ class WhisperDecoder:
         """Teacher-forced pass over a whole sequence (from slot 0): its logits [n, vocab] and, for each
         (layer, head) in `heads`, that head's cross-attention scores before the softmax [len(heads), n, frames].
 
-        For word timestamps. The queries are caught by hooks on the cross-attention projections for this pass
-        only, so the decoding steps run exactly as without it.
+        For word timestamps. The queries are kept for this pass only; the decoding steps keep none.
         """
         queries: dict[int, torch.Tensor] = {}
-        hooks = [self.layers[layer].cross_q.register_forward_hook(
-                     lambda _module, _inputs, output, layer=layer: queries.__setitem__(layer, output))
-                 for layer in sorted({layer for layer, _ in heads})]
+        self._cross_queries = queries
         try:
             logits = Session(self).feed(list(tokens))
         finally:
-            for hook in hooks:
-                hook.remove()
+            self._cross_queries = None
         scores = [self._heads(queries[layer])[head] @ self.cross_keys[layer][head].T for layer, head in heads]
         return logits, torch.stack(scores).float()
 
