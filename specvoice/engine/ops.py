@@ -75,7 +75,10 @@ class TorchOps:
         predictions = ruled.argmax(dim=-1).tolist()
         nodes, emitted = tree.accept(predictions, stop_token)
         path = [0] + [node - tree.root for node in nodes]  # the rows that predicted each emitted token
-        logprob = float(torch.log_softmax(ruled[path], dim=-1)[range(len(path)), emitted].sum())
+        # Root paths run down the rows in order, so a path through every row is all of them: no copy (ar's case).
+        rows = ruled if len(path) == len(ruled) else ruled[path]
+        chosen = torch.tensor(emitted, device=ruled.device).unsqueeze(1)
+        logprob = float(torch.log_softmax(rows, dim=-1).gather(1, chosen).sum())
         return GreedyVerdict(predictions, nodes, emitted, logprob)
 
     def speculative_verify(self, target_probs: torch.Tensor, draft_probs: torch.Tensor, drafted: torch.Tensor,
