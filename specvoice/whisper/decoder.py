@@ -77,14 +77,14 @@ def _attend_each(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     summation (a batched call changes both with the number of rows and the masked-out slots). A row costs
     what it would alone, so a single-token pass pays for nothing else.
     """
-    if len(slots) == 1:
-        return ops.attention(q, keys[:, slots[0]], values[:, slots[0]], None)
-    # ops.attention's three steps, each for every row before the next step: a layer's cross-attention keys
-    # (3 MB in base) are then read by every row while still in cache, and then its values: a second row cost
-    # as much as the first when each row read both in turn.
+    # Each step for every row before the next step: a layer's cross-attention keys (3 MB in base) are then read
+    # by every row while still in cache, and then its values; a second row cost as much as the first when each
+    # row read both in turn. One formulation for any number of rows, so a one-row pass computes what a row of a
+    # verified tree does.
     scores = [q[:, i: i + 1] @ keys[:, seen].transpose(1, 2) for i, seen in enumerate(slots)]
     weights = [torch.softmax(row, dim=-1) for row in scores]
-    return torch.cat([row @ values[:, seen] for row, seen in zip(weights, slots)], dim=1)
+    rows = [row @ values[:, seen] for row, seen in zip(weights, slots)]
+    return rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)
 
 
 class WhisperDecoder:
