@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import specvoice.engine.linear as linear_module
-from specvoice.engine.linear import FusedLinear, RowInt8Linear, fused, int8_copy
+from specvoice.engine.linear import FusedLinear, RowInt8Linear, fused
 
 
 def linear(inputs: int, outputs: int, seed: int, bias: bool = True) -> torch.nn.Linear:
@@ -61,21 +61,6 @@ def test_fused_projections_equal_the_separate_ones_with_the_scale_folded_in():
         assert out.shape == (5, 96)
         torch.testing.assert_close(out, expected, rtol=tolerance, atol=tolerance * expected.abs().max().item())
     assert isinstance(fused(q), FusedLinear)
-
-
-def test_int8_copy_swaps_every_linear_and_leaves_the_original():
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Sequential(torch.nn.Linear(8, 4)))
-    twin = int8_copy(model)
-    assert isinstance(twin[0], RowInt8Linear) and isinstance(twin[2][0], RowInt8Linear)
-    assert isinstance(model[0], torch.nn.Linear)
-    x = torch.randn(3, 8)
-    torch.testing.assert_close(twin(x), model(x), rtol=0.1, atol=0.05)
-
-
-@pytest.mark.parametrize("rows", [1, 3])
-def test_int8_keeps_leading_dimensions(rows):
-    layer = RowInt8Linear(linear(16, 8, 4).weight, None)
-    assert layer(torch.randn(2, rows, 16)).shape == (2, rows, 8)
 
 
 @pytest.mark.skipif(not linear_module._fixed_quantisation(), reason="the int8 engine is not FBGEMM")

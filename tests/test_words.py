@@ -127,27 +127,20 @@ def jfk():
 
 @pytest.fixture(scope="module")
 def jfk_words(real_models, jfk):
-    """base at int8, as faster-whisper runs it (at float32 a comma more moves a segment boundary, and with it
-    where openai-whisper's rules cut a word after a pause)."""
+    """base at int8 as faster-whisper runs it: int8 linears, float32 attention. The same text matters: where a
+    comma more appears (float32 linears; or int8 with bfloat16 encoder attention, "Americans, ask"), openai-
+    whisper's rules time the word after the pause differently, and the comparison would be of texts."""
     from dataclasses import replace
 
     from specvoice.transcribe import Transcriber
+    from specvoice.whisper import encoder
 
     options = DecodingOptions("ar", language="en", word_timestamps=True)
-    return Transcriber(replace(real_models["base"], int8=True, _tasks={}), None, options).transcribe(jfk)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoder, "native_bfloat16", lambda: False)
+        return Transcriber(replace(real_models["base"], int8=True, _tasks={}), None, options).transcribe(jfk)
 
 
-@pytest.mark.real
-def test_words_split_at_spaces_and_punctuation(real_models):
-    tokenizer = real_models["base"].tokenizer
-    tokens = tokenizer.encode(" Ask not, what") + [tokenizer.eot]
-    assert tokenizer.split_to_words(tokens, "en")[0] == [" Ask", " not", ",", " what", ""]
-    words, groups = tokenizer.split_to_words(tokenizer.encode("你好世界") + [tokenizer.eot], "zh")
-    assert "".join(words) == "你好世界" and sum(map(len, groups)) == len(tokenizer.encode("你好世界")) + 1
-    assert len(words) > 2  # unspaced: cut at whole characters
-
-
-@pytest.mark.real
 def test_jfk_words_are_timed_in_order_and_spell_their_segments(jfk_words, jfk):
     words = [w for s in jfk_words.segments for w in s.words]
     assert len(words) == 22

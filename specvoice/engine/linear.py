@@ -41,9 +41,9 @@ class RowInt8Linear(torch.nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
         weight = weight.detach().float()
-        outputs, self.width = weight.shape
+        outputs, width = weight.shape
         self.fixed = _fixed_quantisation()
-        pad = (-self.width) % _ALIGN if self.fixed else (-(self.width + 2)) % _ALIGN + 2
+        pad = (-width) % _ALIGN if self.fixed else (-(width + 2)) % _ALIGN + 2
         padded = torch.cat([weight, weight.new_zeros(outputs, pad)], dim=1)
         scales = (padded.abs().amax(dim=1) / 127).clamp(min=1e-12).double()
         with warnings.catch_warnings():  # FBGEMM's prepack still takes a quantized tensor, however deprecated
@@ -55,11 +55,9 @@ class RowInt8Linear(torch.nn.Module):
         self.edge = torch.zeros(pad)  # columns past the input: zeros, or the +1 and -1 that pin a dynamic range
         if not self.fixed:
             self.edge[:2] = torch.tensor([1.0, -1.0])
-        self.out_features = outputs
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.dim() == 2  # the decoders' rows: no reshaping on the way in or out
-        rows = x if flat else x.reshape(-1, self.width)
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows: [n, in_features] -> [n, out_features]"""
         # A row of zeros keeps scale 1: its quantised values are all zero, as they should be.
         scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
         unit = rows / scale
@@ -69,8 +67,7 @@ class RowInt8Linear(torch.nn.Module):
             y = _FIXED_GEMM(unit, _UNIT_SCALE, _UNIT_ZERO_POINT, self.packed)
         else:
             y = _DYNAMIC_GEMM(unit, self.packed, True)
-        y = torch.addcmul(self.bias, y, scale) if self.bias is not None else y * scale
-        return y if flat else y.view(*x.shape[:-1], self.out_features)
+        return torch.addcmul(self.bias, y, scale) if self.bias is not None else y * scale
 
 
 class FusedLinear(torch.nn.Module):
@@ -97,20 +94,3 @@ def fused(*linears: torch.nn.Linear, int8: bool = False, scale: float = 1.0) -> 
     weights[0], biases[0] = weights[0] * scale, biases[0] * scale
     bias = torch.cat(biases) if any(l.bias is not None for l in linears) else None
     return (RowInt8Linear if int8 else FusedLinear)(torch.cat(weights), bias)
-
-
-def int8_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `module` with every nn.Linear replaced by a RowInt8Linear (the original is left as it is)."""
-    import copy
-
-    twin = copy.deepcopy(module)
-    _swap(twin)
-    return twin
-
-
-def _swap(module: torch.nn.Module) -> None:
-    for name, child in module.named_children():
-        if isinstance(child, torch.nn.Linear):
-            setattr(module, name, RowInt8Linear(child.weight, child.bias))
-        else:
-            _swap(child)

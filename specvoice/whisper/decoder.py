@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..engine import ops
 from ..engine.cache import StaticKVCache
 from ..engine.decoder import Session
-from ..engine.linear import fused, int8_copy
+from ..engine.linear import fused
+from .encoder import WhisperEncoder
 from .model import WhisperModel
 
 
@@ -105,7 +105,7 @@ class WhisperDecoder:
         self.embed_tokens, self.embed_positions = decoder.embed_tokens, decoder.embed_positions.weight
         self.final_norm = decoder.layer_norm
         self.output = fused(hf.proj_out, int8=int8)
-        self.encoder = int8_copy(hf.model.encoder) if int8 else hf.model.encoder
+        self.encoder = WhisperEncoder(hf.model.encoder, int8)
         self.max_slots = max_slots or config.max_target_positions
         self.vocab_size = config.vocab_size
         self.device = hf.device
@@ -130,13 +130,7 @@ class WhisperDecoder:
         if self.approximate and frames:
             keep = 2 * ((frames + 101) // 2)  # a second of padding past the audio, even for the stride-2 conv
             features = features[..., : min(features.shape[-1], keep)]
-        encoder = self.encoder
-        x = F.gelu(encoder.conv1(features.to(self.device, self.dtype)))
-        x = F.gelu(encoder.conv2(x)).permute(0, 2, 1).contiguous()  # else the residual stream keeps a transposed layout: every add strided
-        x = x + encoder.embed_positions.weight[: x.shape[1]]
-        for layer in encoder.layers:
-            x = layer(x, None)
-        audio = encoder.layer_norm(x)[0]
+        audio = self.encoder(features.to(self.device, self.dtype))
         keys_values = [layer.cross_kv(audio).chunk(2, dim=-1) for layer in self.layers]
         # Contiguous per head: a head's keys as a strided view made every decoding step's cross-attention
         # matmuls ~6x slower (BLAS copies or walks the strides on each call).

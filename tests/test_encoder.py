@@ -1,0 +1,50 @@
+"""specvoice's own Whisper encoder: transformers' output in float, and the bfloat16 attention of the int8 mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import features, tiny_whisper
+from specvoice.whisper import encoder as encoder_module
+from specvoice.whisper.encoder import WhisperEncoder, bfloat16_attention, float32_attention
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_float_encoder_equals_transformers_encoder(seed):
+    model = tiny_whisper(seed)
+    audio = features(seed)
+    with torch.inference_mode():
+        expected = model.model.encoder(audio).last_hidden_state[0]
+        ours = WhisperEncoder(model.model.encoder, int8=False)(audio)
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_int8_encoder_stays_close_to_float():
+    model = tiny_whisper(5, d_model=64)
+    audio = features(5)
+    with torch.inference_mode():
+        exact = WhisperEncoder(model.model.encoder, int8=False)(audio)
+        int8 = WhisperEncoder(model.model.encoder, int8=True)(audio)
+    assert ((int8 - exact).norm() / exact.norm()).item() < 0.05
+
+
+@pytest.mark.parametrize("frames", [1500, 377, 7])  # whole blocks, a partial last block, less than one block
+def test_bfloat16_attention_is_close_to_float32(frames):
+    """Scores spread like an encoder's (some heads sharp, some flat); every query block contributes."""
+    generator = torch.Generator().manual_seed(frames)
+    sharpness = torch.tensor([0.1, 0.5, 1.0, 2.0]).view(4, 1, 1)
+    q = torch.randn(4, frames, 64, generator=generator) * sharpness / 8
+    k, v = torch.randn(2, 4, frames, 64, generator=generator)
+    exact = float32_attention(q, k, v)
+    fast = bfloat16_attention(q, k, v)
+    assert fast.shape == exact.shape == (frames, 256) and fast.dtype == torch.float32
+    assert ((fast - exact).norm() / exact.norm()).item() < 0.02  # bfloat16 keeps 8 bits: ~1% here
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_int8_encoder_uses_bfloat16_attention_only_where_the_cpu_multiplies_it_natively(native, monkeypatch):
+    monkeypatch.setattr(encoder_module, "native_bfloat16", lambda: native)
+    hf_encoder = tiny_whisper(0).model.encoder
+    assert WhisperEncoder(hf_encoder, int8=True).attention is (bfloat16_attention if native else float32_attention)
+    assert WhisperEncoder(hf_encoder, int8=False).attention is float32_attention
