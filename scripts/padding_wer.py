@@ -1,19 +1,18 @@
-"""Where specvoice's WER differs from faster-whisper's on short clips: how a clip shorter than 30 s is padded.
+"""How a window shorter than 30 s is padded, and what it does to WER.
 
-openai-whisper (and transformers, and specvoice) pad the *audio* with zeros before the log-mel, so the padded
-frames hold the log-mel of silence; faster-whisper computes the log-mel of the audio alone and pads the
-*features* with zeros. Same weights, same greedy decoding (base, int8, `ar`), both paddings, every clip.
+specvoice, openai-whisper's transcribe() and faster-whisper take the log-mel of the whole audio and pad a short
+window's *features* with zeros (whisper/features.py `LogMel`); transformers' pipeline pads the window's *audio*
+with zeros before the log-mel, so its padded frames hold the log-mel of silence. Same weights, same greedy
+decoding (base, int8, `ar`, no fallback), both paddings, every clip.
 
-Run: .venv/bin/python scripts/padding_wer.py /tmp/bm/short.jsonl  (needs faster-whisper: pip install
-'specvoice[bench]'); prints each clip whose errors differ, then the totals.
+Run: .venv/bin/python scripts/padding_wer.py /tmp/bm/short.jsonl; prints each clip whose errors differ, then
+the totals.
 """
 
 import json
 import sys
 
-import numpy as np
 import torch
-from faster_whisper.feature_extractor import FeatureExtractor
 
 import specvoice.transcribe.transcriber as transcriber
 from specvoice.audio import load_audio
@@ -21,20 +20,20 @@ from specvoice.bench.normalize import WordErrors, word_errors
 from specvoice.models import load_whisper
 from specvoice.options import DecodingOptions
 from specvoice.transcribe import Transcriber
-from specvoice.whisper.features import WINDOW_SAMPLES, HOP
+from specvoice.whisper.features import HOP, WINDOW_SAMPLES, LogMel, log_mel
 
 torch.set_num_threads(2)
-faster_whisper_features = FeatureExtractor(feature_size=80)
 
 
-def features_padded(window: np.ndarray, n_mels: int) -> torch.Tensor:
-    """faster-whisper's way: the log-mel of the audio (its last frame dropped), zero-padded to 3000 frames."""
-    features = faster_whisper_features(window)[:, :-1]
-    return torch.from_numpy(np.pad(features, ((0, 0), (0, WINDOW_SAMPLES // HOP - features.shape[1])))[None].copy())
+class AudioPadded(LogMel):
+    """transformers' way: each window's audio, zero-padded to 30 s, then its own log-mel."""
+
+    def window(self, seek: int, n_mels: int) -> torch.Tensor:
+        return log_mel(self.audio[seek * HOP: seek * HOP + WINDOW_SAMPLES], n_mels)
 
 
-paddings = {"audio padded (openai-whisper, specvoice)": transcriber.log_mel,
-            "features padded (faster-whisper)": features_padded}
+paddings = {"features padded (openai-whisper transcribe, faster-whisper, specvoice)": LogMel,
+            "audio padded (transformers)": AudioPadded}
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 base = load_whisper("base", int8=True)
 options = DecodingOptions("ar", language="en", temperature_increment_on_fallback=0, no_speech_threshold=None,
@@ -43,8 +42,8 @@ totals = {name: WordErrors() for name in paddings}
 for row in rows:
     audio = load_audio(row["audio"])
     errors = {}
-    for name, log_mel in paddings.items():
-        transcriber.log_mel = log_mel
+    for name, features in paddings.items():
+        transcriber.LogMel = features
         errors[name] = word_errors(row["text"], Transcriber(base, None, options).transcribe(audio).text)
         totals[name] += errors[name]
     if len({e.errors for e in errors.values()}) > 1:

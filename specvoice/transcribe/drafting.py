@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ..engine.bridge import BridgedDrafter
@@ -17,7 +16,6 @@ from ..engine.speculative import greedy_decode
 from ..engine.stats import DecodeStats
 from ..options import DecodingOptions
 from ..whisper.decoder import WhisperDecoder
-from ..whisper.features import log_mel
 from ..whisper.model import WhisperModel
 from ..whisper.tokenizer import token_translator
 
@@ -42,10 +40,8 @@ class Drafting:
         self.to_target = _unchanged if self.shared else token_translator(draft.tokenizer, target.tokenizer)
         self.to_draft = _unchanged if self.shared else token_translator(target.tokenizer, draft.tokenizer)
 
-    def encode(self, window: np.ndarray, target_features: torch.Tensor, frames: int) -> None:
-        """The draft's view of a window (`frames` mel frames of real audio)."""
-        mels = self.draft.model.config.num_mel_bins
-        features = target_features if mels == target_features.shape[1] else log_mel(window, mels)
+    def encode(self, features: torch.Tensor, frames: int) -> None:
+        """The draft's view of a window: its features (`frames` mel frames of real audio)."""
         self.decoder.encode(features, frames)
 
     def can_draft(self, language: str | None) -> bool:

@@ -28,7 +28,7 @@ from ..options import DecodingOptions
 from ..transcript import Segment, Transcript
 from ..whisper.alignment import find_alignment
 from ..whisper.decoder import WhisperDecoder
-from ..whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_SAMPLES, log_mel
+from ..whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_FRAMES, WINDOW_SAMPLES, LogMel
 from ..whisper.model import WhisperModel
 from ..whisper.tokenizer import LANGUAGES
 from .drafting import Drafting
@@ -114,7 +114,7 @@ class Transcriber:
         text tokens; `free_drafts` are earlier hypotheses of the same audio, proposed beside the model draft at
         no model cost (engine/lookup.py). For live transcription: no fallback, no no-speech rule."""
         began = time.perf_counter()
-        language = self._encode(window, frames, language)
+        language = self._encode(LogMel(window), 0, frames, language)
         timing["encoder"] += time.perf_counter() - began
         began = time.perf_counter()
         task = self.target.decode_task(language, self.options.task, timestamps, previous)
@@ -127,11 +127,10 @@ class Transcriber:
         timing["decoder"] += time.perf_counter() - began
         return tokens, language
 
-    def _encode(self, window: np.ndarray, frames: int, language: str | None) -> str | None:
-        """Encode the window for the target (and the draft where it can speak the language); the language,
-        detected on the first window where not given."""
-        features = log_mel(window, self.target.model.config.num_mel_bins)
-        self.target_decoder.encode(features)
+    def _encode(self, features: LogMel, seek: int, frames: int, language: str | None) -> str | None:
+        """Encode the window at frame `seek` for the target (and the draft where it can speak the language); the
+        language, detected on the first window where not given."""
+        self.target_decoder.encode(features.window(seek, self.target.model.config.num_mel_bins))
         if language is None and self.target.tokenizer.multilingual:
             with torch.inference_mode():
                 language = self._detect_language()
@@ -141,7 +140,7 @@ class Transcriber:
             self._note(f"note: draft {drafting.draft.name!r} is English-only; {what} is drafted from the "
                        "transcript itself (prompt lookup): slower, the same text")
         elif drafting:
-            drafting.encode(window, features, frames)
+            drafting.encode(features.window(seek, drafting.draft.model.config.num_mel_bins), frames)
         return language
 
     def transcribe(self, audio: np.ndarray, progress: Callable[[float], None] | None = None) -> Transcript:
@@ -169,13 +168,13 @@ class Transcriber:
     def _walk(self, audio: np.ndarray, first_frame: int, timestamps: bool, walk: _Walk,
               progress: Callable[[float], None] | None) -> None:
         """Decode `audio` (which starts `first_frame` mel frames into the file) window by window."""
-        total_frames = len(audio) // HOP
+        features = LogMel(audio)
+        total_frames = features.frames
         seek = 0
         while seek < total_frames:
-            window = audio[seek * HOP: seek * HOP + WINDOW_SAMPLES]
-            window_frames = min(WINDOW_SAMPLES // HOP, total_frames - seek)
-            tokens = self._decode_window(window, window_frames, timestamps, walk) \
-                if np.abs(window).max(initial=0.0) >= INAUDIBLE else None
+            window_frames = min(WINDOW_FRAMES, total_frames - seek)
+            audible = np.abs(audio[seek * HOP: (seek + window_frames) * HOP]).max(initial=0.0) >= INAUDIBLE
+            tokens = self._decode_window(features, seek, window_frames, timestamps, walk) if audible else None
             offset = (first_frame + seek) / FRAMES_PER_SECOND
             if tokens is None:  # silent: openai-whisper skips the whole window
                 walk.silent += 1
@@ -191,10 +190,12 @@ class Transcriber:
             if progress:
                 progress((first_frame + min(seek, total_frames)) / FRAMES_PER_SECOND)
 
-    def _decode_window(self, window: np.ndarray, frames: int, timestamps: bool, walk: _Walk) -> list[int] | None:
-        """The window's tokens (end-of-text dropped) after any retries, or None when it is silent."""
+    def _decode_window(self, features: LogMel, seek: int, frames: int, timestamps: bool,
+                       walk: _Walk) -> list[int] | None:
+        """The tokens (end-of-text dropped) of the window at frame `seek` after any retries, or None when it is
+        silent."""
         began = time.perf_counter()
-        walk.language = self._encode(window, frames, walk.language)
+        walk.language = self._encode(features, seek, frames, walk.language)
         tokenizer = self.target.tokenizer
         walk.timing["encoder"] += time.perf_counter() - began
         began = time.perf_counter()
