@@ -21,7 +21,7 @@ METHODS = {
 }
 # What --method auto runs. On the CPU a model draft costs more than the target passes it saves (a tiny.en step
 # is 0.4 of an int8 base step, and its encoder runs on every window): ar-int8 is 1.09x faster than specasr-int8
-# end to end on the short dev clips and 1.27x on long form (BENCHMARKS.md). On CUDA a pass costs
+# end to end on the short dev clips and 1.26x on long form (BENCHMARKS.md). On CUDA a pass costs
 # about the same for 1 token or 30, so drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
 METHOD_CHOICES = {"auto": "ar on the CPU, where a model draft costs more than it saves; specasr on CUDA (or "
@@ -71,8 +71,9 @@ class ModelOptions:
                                      "vocabularies are bridged through text.")
     device: str = option("auto", "Where to run: auto (CUDA when available), cpu or cuda.")
     dtype: str = option("auto", "Precision (auto: int8 on CPU, float16 on CUDA; synthesize: float32 on CPU). int8 "
-                                "(CPU, transcribe): the target's linear layers in int8 with per-row scales, exactly "
-                                "the same for every method.")
+                                "(CPU, transcribe): the linear layers in int8 with per-row scales, exactly the same "
+                                "for every method; on CPUs with bfloat16 dot products (AVX512-BF16, AMX) the "
+                                "encoder's self-attention in bfloat16.")
     threads: int | None = option(None, "CPU threads for PyTorch (and for faster-whisper in the bench).", min=1)
     kernels: str = option("auto", "Triton kernels for the decoding hot paths (attention, cache compaction, "
                                   "verification): auto (on with CUDA), on or off.")
