@@ -54,3 +54,18 @@ def test_features_agree_with_faster_whisper():
         frames = min(WINDOW_FRAMES, ours.frames - seek)
         expected = np.pad(theirs[:, seek: seek + frames], ((0, 0), (0, WINDOW_FRAMES - frames)))
         np.testing.assert_allclose(window, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_log_mel_is_transformers_feature_extractor_bit_for_bit(n_mels):
+    from transformers import WhisperFeatureExtractor
+
+    audio = speech_like(12.5, 3)
+    extractor = WhisperFeatureExtractor(feature_size=n_mels)
+    padded = extractor(audio, sampling_rate=16000, return_tensors="np").input_features
+    assert torch.equal(log_mel(audio, n_mels), torch.from_numpy(padded))
+    whole = np.concatenate([audio, np.zeros(480000, np.float32)])
+    unpadded = extractor(whole, sampling_rate=16000, padding="longest", truncation=False,
+                         return_tensors="np").input_features[0]
+    features = LogMel(audio)
+    assert torch.equal(features.window(0, n_mels)[0, :, :features.frames], torch.from_numpy(unpadded[:, :features.frames]))

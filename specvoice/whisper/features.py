@@ -1,10 +1,13 @@
-"""Whisper's log-mel features, as transformers' WhisperFeatureExtractor computes them (openai-whisper's
-log_mel_spectrogram), and the two ways a window shorter than 30 s is padded.
+"""Whisper's log-mel features (openai-whisper's log_mel_spectrogram, as transformers' WhisperFeatureExtractor
+also computes them; tests hold the two equal), and the two ways a window shorter than 30 s is padded.
 
 specvoice decodes what openai-whisper's transcribe() and faster-whisper decode (`LogMel`): the log-mel of the
 whole audio, computed once, cut into 30 s windows, with zero *features* after the audio. The transformers
 peer decodes what transformers' pipeline decodes (`log_mel`): each window's audio padded with zeros to 30 s,
 then its log-mel. The two differ where a window is shorter than 30 s (a short clip, a file's last window).
+
+Computed here rather than by transformers' extractor: importing transformers costs a command ~2 s, more
+than transcribing a short clip.
 """
 
 from __future__ import annotations
@@ -21,19 +24,46 @@ WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
 HOP = 160  # samples per mel frame (10 ms)
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP
 WINDOW_FRAMES = WINDOW_SAMPLES // HOP
+N_FFT = 400  # 25 ms windows
+
+
+def _slaney_mel(hertz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, Whisper's): linear below 1 kHz, logarithmic above."""
+    return np.where(hertz < 1000.0, hertz * 3.0 / 200.0, 15.0 + np.log(np.maximum(hertz, 1e-10) / 1000.0) * 27.0 / np.log(6.4))
+
+
+def _slaney_hertz(mels: np.ndarray) -> np.ndarray:
+    return np.where(mels < 15.0, mels * 200.0 / 3.0, 1000.0 * np.exp(np.log(6.4) * (mels - 15.0) / 27.0))
 
 
 @lru_cache(maxsize=4)
-def _extractor(n_mels: int):
-    from transformers import WhisperFeatureExtractor
+def mel_filters(n_mels: int) -> torch.Tensor:
+    """[n_mels, 201] triangular filters over 0-8 kHz, area-normalised (librosa.filters.mel(sr=16000, n_fft=400,
+    n_mels=n_mels), which openai-whisper ships precomputed)."""
+    edges = _slaney_hertz(np.linspace(_slaney_mel(np.array(0.0)), _slaney_mel(np.array(8000.0)), n_mels + 2))
+    bins = np.linspace(0, SAMPLE_RATE // 2, N_FFT // 2 + 1)
+    slopes = edges[None, :] - bins[:, None]
+    widths = np.diff(edges)
+    rising, falling = -slopes[:, :-2] / widths[:-1], slopes[:, 2:] / widths[1:]
+    filters = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[None, :]
+    return torch.from_numpy(filters.T.astype(np.float32))
 
-    return WhisperFeatureExtractor(feature_size=n_mels)
+
+def _log_mel(audio: np.ndarray, n_mels: int) -> torch.Tensor:
+    """[n_mels, len(audio) // 160]: power spectrogram (Hann, 25 ms, 10 ms hop, centred), mel filters, log10,
+    floored 8 below its maximum, scaled as Whisper was trained."""
+    samples = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    spectrum = torch.stft(samples, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)
+    power = (spectrum[..., :-1].abs() ** 2).contiguous()  # contiguous: the matmul is ~8x slower on the strided view
+    log_spec = torch.clamp(mel_filters(n_mels) @ power, min=1e-10).log10()
+    return (torch.maximum(log_spec, log_spec.max() - 8.0) + 4.0) / 4.0
 
 
 def log_mel(window: np.ndarray, n_mels: int) -> torch.Tensor:
     """[1, n_mels, 3000] features for up to 30 s of 16 kHz audio, the audio zero-padded (transformers' way)."""
-    features = _extractor(n_mels)(window, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features
-    return torch.from_numpy(features)
+    padded = np.zeros(WINDOW_SAMPLES, np.float32)
+    padded[: min(len(window), WINDOW_SAMPLES)] = window[:WINDOW_SAMPLES]
+    return _log_mel(padded, n_mels)[None]
 
 
 class LogMel:
@@ -55,7 +85,5 @@ class LogMel:
     def _of(self, n_mels: int) -> torch.Tensor:
         if n_mels not in self._mels:
             padded = np.concatenate([self.audio.astype(np.float32, copy=False), np.zeros(WINDOW_SAMPLES, np.float32)])
-            features = _extractor(n_mels)(padded, sampling_rate=SAMPLE_RATE, padding="longest", truncation=False,
-                                          return_tensors="np").input_features[0]
-            self._mels[n_mels] = torch.from_numpy(features[:, : self.frames])
+            self._mels[n_mels] = _log_mel(padded, n_mels)[:, : self.frames]
         return self._mels[n_mels]
