@@ -170,13 +170,10 @@ def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) 
 def _load_models(models: ModelOptions, draft: Optional[str]):
     """Target and optional draft, quietly loaded where `models` says; also where and how they run."""
     import torch
-    import transformers
 
     from .engine import ops
     from .models import load_whisper
 
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
     if models.threads:
         torch.set_num_threads(models.threads)
     placement = models.placement()

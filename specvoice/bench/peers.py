@@ -71,7 +71,9 @@ class TransformersGenerate:
     def __init__(self, target: WhisperModel, assistant: WhisperModel | None = None):
         self.name = "transformers-assisted" if assistant else "transformers"
         self.target = target
-        self.assistant = assistant
+        # transformers' own modules and forward (specvoice reads the same weights without them)
+        self.model = target.transformers_model()
+        self.assistant_model = assistant.transformers_model() if assistant else None
         self.prompt = target.tokenizer.prompt("en", "transcribe", timestamps=False)
 
     def skip_reason(self, seconds: float) -> str | None:
@@ -80,9 +82,9 @@ class TransformersGenerate:
         return None
 
     def run(self, audio: np.ndarray) -> Run:
-        model, eot = self.target.model, self.target.tokenizer.eot
-        extra = {"assistant_model": self.assistant.model} if self.assistant else {}
-        encoders = [model.model.encoder] + ([self.assistant.model.model.encoder] if self.assistant else [])
+        model, assistant, eot = self.model, self.assistant_model, self.target.tokenizer.eot
+        extra = {"assistant_model": assistant} if assistant else {}
+        encoders = [model.model.encoder] + ([assistant.model.encoder] if assistant else [])
         began = time.perf_counter()
         features = log_mel(audio, model.config.num_mel_bins).to(model.device, model.dtype)
         with _GenerateProbe(model, encoders) as probe, torch.inference_mode():

@@ -13,34 +13,37 @@ from ..engine.speculative import DecodeTask
 from ..errors import SpecvoiceError
 from .rules import WhisperRules
 from .tokenizer import WhisperTokenizer
+from .weights import read_weights
 
 
 @dataclass(eq=False)
 class WhisperModel:
     name: str
-    model: torch.nn.Module  # transformers WhisperForConditionalGeneration
+    model: torch.nn.Module  # transformers' WhisperForConditionalGeneration, or its modules alone (weights.py)
     tokenizer: WhisperTokenizer
     suppress_tokens: tuple[int, ...]
     begin_suppress_tokens: tuple[int, ...]
     int8: bool = False  # run the linear layers in batch-invariant int8 (CPU, float32 weights)
     # (decoder layer, head) pairs whose cross-attention follows the speech in time: what word timestamps read
     alignment_heads: tuple[tuple[int, int], ...] = ()
+    folder: Path | None = None  # where the weights were read from
     _tasks: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_folder(cls, name: str, folder: Path, device: str | torch.device = "cpu",
                     dtype: torch.dtype = torch.float32, int8: bool = False) -> "WhisperModel":
         """Load a transformers-format Whisper folder (config.json, weights, tokenizer)."""
-        from transformers import WhisperForConditionalGeneration
-
-        try:
-            model = WhisperForConditionalGeneration.from_pretrained(str(folder), dtype=dtype)
-        except (OSError, ValueError) as exc:
-            raise SpecvoiceError(f"{folder}: could not load Whisper weights ({(str(exc).splitlines() or [''])[0]})") from None
+        model = read_weights(folder, dtype) or _transformers_model(folder, dtype)
         model = model.to(device).eval()
         tokenizer = WhisperTokenizer.from_folder(folder, model.config.vocab_size)
         suppress, begin = _suppression(folder, model.config)
-        return cls(name, model, tokenizer, suppress, begin, int8, _alignment_heads(folder))
+        return cls(name, model, tokenizer, suppress, begin, int8, _alignment_heads(folder), folder)
+
+    def transformers_model(self) -> torch.nn.Module:
+        """transformers' WhisperForConditionalGeneration of these weights (for its generate(): the bench's peer)."""
+        if self.folder is None or hasattr(self.model, "generate"):
+            return self.model
+        return _transformers_model(self.folder, self.dtype).to(self.device).eval()
 
     @property
     def device(self) -> torch.device:
@@ -86,6 +89,17 @@ class WhisperModel:
             return setup
         context = [self.tokenizer.sot_prev, *list(previous)[-(self.sample_len - 1):]]
         return replace(setup, prompt=context + setup.prompt)
+
+
+def _transformers_model(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        return transformers.WhisperForConditionalGeneration.from_pretrained(str(folder), dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise SpecvoiceError(f"{folder}: could not load Whisper weights ({(str(exc).splitlines() or [''])[0]})") from None
 
 
 def _suppression(folder: Path, config) -> tuple[tuple[int, ...], tuple[int, ...]]:
