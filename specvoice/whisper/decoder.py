@@ -9,7 +9,7 @@ input are fused (q|k|v, and every layer's cross k|v), in float or, on the CPU, i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -17,45 +17,28 @@ from ..engine import ops
 from ..engine.cache import StaticKVCache
 from ..engine.decoder import Session
 from ..engine.linear import fused
-from .encoder import WhisperEncoder
+from .encoder import LayerSteps, Step, WhisperEncoder, layer_steps, split_heads
 from .model import WhisperModel
 
 
-Step = Callable[[torch.Tensor], torch.Tensor]
-
-
 @dataclass
-class _Layer:
-    """One decoder layer's norms and (fused) projections, as their bound `forward`s: a step calls ~60 of them,
-    and nn.Module's call machinery (hooks) costs ~1.5% of a step for nothing here."""
+class _Layer(LayerSteps):
+    """A decoder layer: the steps an encoder layer has, and its cross-attention's."""
 
-    self_norm: Step
-    qkv: Step  # q (pre-scaled) | k | v
-    self_out: Step
     cross_norm: Step
     cross_q: Step  # pre-scaled
     cross_kv: Step  # k | v of the encoder output, once per window
     cross_out: Step
-    ffn_norm: Step
-    fc1: Step
-    fc2: Step
-    activation: Step
 
 
 def _layer(layer: torch.nn.Module, scaling: float, int8: bool) -> _Layer:
-    attention, cross = layer.self_attn, layer.encoder_attn
+    cross = layer.encoder_attn
     return _Layer(
-        layer.self_attn_layer_norm.forward,
-        fused(attention.q_proj, attention.k_proj, attention.v_proj, int8=int8, scale=scaling).forward,
-        fused(attention.out_proj, int8=int8).forward,
-        layer.encoder_attn_layer_norm.forward,
-        fused(cross.q_proj, int8=int8, scale=scaling).forward,
-        fused(cross.k_proj, cross.v_proj, int8=int8).forward,
-        fused(cross.out_proj, int8=int8).forward,
-        layer.final_layer_norm.forward,
-        fused(layer.fc1, int8=int8).forward,
-        fused(layer.fc2, int8=int8).forward,
-        layer.activation_fn.forward,
+        **vars(layer_steps(layer, scaling, int8)),
+        cross_norm=layer.encoder_attn_layer_norm.forward,
+        cross_q=fused(cross.q_proj, int8=int8, scale=scaling).forward,
+        cross_kv=fused(cross.k_proj, cross.v_proj, int8=int8).forward,
+        cross_out=fused(cross.out_proj, int8=int8).forward,
     )
 
 
@@ -117,8 +100,7 @@ class WhisperDecoder:
         self._cross_queries: dict[int, torch.Tensor] | None = None  # filled per layer while word timing asks
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """[n, heads * d] -> [heads, n, d]"""
-        return x.view(x.shape[0], self.heads, self.head_dim).transpose(0, 1)
+        return split_heads(x, self.heads)
 
     @torch.inference_mode()
     def encode(self, features: torch.Tensor, frames: int | None = None) -> None:

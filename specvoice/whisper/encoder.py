@@ -54,7 +54,11 @@ def bfloat16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tor
 
 
 @dataclass
-class _Layer:
+class LayerSteps:
+    """A Whisper layer's self-attention and feed-forward norms and (fused) projections, as their bound
+    `forward`s: nn.Module's call machinery (hooks) costs ~1.5% of a decoding step for nothing here. The
+    decoder's layers add their cross-attention (decoder.py)."""
+
     self_norm: Step
     qkv: Step  # q (pre-scaled) | k | v
     self_out: Step
@@ -64,9 +68,9 @@ class _Layer:
     activation: Step
 
 
-def _layer(layer: torch.nn.Module, scaling: float, int8: bool) -> _Layer:
+def layer_steps(layer: torch.nn.Module, scaling: float, int8: bool) -> LayerSteps:
     attention = layer.self_attn
-    return _Layer(
+    return LayerSteps(
         layer.self_attn_layer_norm.forward,
         fused(attention.q_proj, attention.k_proj, attention.v_proj, int8=int8, scale=scaling).forward,
         fused(attention.out_proj, int8=int8).forward,
@@ -77,16 +81,22 @@ def _layer(layer: torch.nn.Module, scaling: float, int8: bool) -> _Layer:
     )
 
 
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[n, heads * d] -> [heads, n, d]"""
+    return x.view(x.shape[0], heads, -1).transpose(0, 1)
+
+
 class WhisperEncoder:
     """[1, n_mels, frames] log-mel features -> [frames / 2, d_model] audio states, for one window."""
 
     def __init__(self, encoder: torch.nn.Module, int8: bool):
-        """encoder: a transformers WhisperEncoder, whose weights this reads (int8 copies them, float shares)."""
+        """encoder: transformers' WhisperEncoder or weights.py's, whose weights this reads (int8 copies them,
+        float shares)."""
         config = encoder.config
         self.heads = config.encoder_attention_heads
         self.conv1, self.conv2 = encoder.conv1.forward, encoder.conv2.forward
         self.positions = encoder.embed_positions.weight
-        self.layers = [_layer(layer, (config.d_model // self.heads) ** -0.5, int8) for layer in encoder.layers]
+        self.layers = [layer_steps(layer, (config.d_model // self.heads) ** -0.5, int8) for layer in encoder.layers]
         self.final_norm = encoder.layer_norm.forward
         cpu = encoder.conv1.weight.device.type == "cpu"
         self.attention: Attention = bfloat16_attention if int8 and cpu and native_bfloat16() else float32_attention
@@ -97,10 +107,7 @@ class WhisperEncoder:
         x = x + self.positions[: x.shape[0]]
         for layer in self.layers:
             q, k, v = layer.qkv(layer.self_norm(x)).chunk(3, dim=-1)
-            x = x + layer.self_out(self.attention(self._heads(q), self._heads(k), self._heads(v)))
+            q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
+            x = x + layer.self_out(self.attention(q, k, v))
             x = x + layer.fc2(layer.activation(layer.fc1(layer.ffn_norm(x))))
         return self.final_norm(x)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """[n, heads * d] -> [heads, n, d]"""
-        return x.view(x.shape[0], self.heads, -1).transpose(0, 1)
