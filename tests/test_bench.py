@@ -279,3 +279,25 @@ def test_bench_command_writes_table_json_markdown_and_chart(two_clip_manifest, t
     assert data["command"].startswith("specvoice bench --manifest")
     assert "| specasr-int8 | 2 |" in (out / "results.md").read_text()
     assert (out / "chart.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_the_stream_summary_measures_streaming_against_both_offline_transcripts():
+    from specvoice.bench.stream import WAYS, StreamRun, markdown
+    from specvoice.bench.stream import summarise as summarise_stream
+
+    # clip a: the stream drops "the" as the timestamped offline decode does; the untimed one keeps it
+    references = {"a": ("with the thousands of them", "with the thousands of them", "with thousands of them"),
+                  "b": ("hello world", "hello world", "hello world")}
+    texts = {"a": "with thousands of them", "b": "hello world"}
+    runs = [StreamRun(way, clip, texts[clip], [0.5, 1.5], [4, 2], [0.1, 0.1], 1.0, 4.0)
+            for way in WAYS for clip in references]
+    rows = {row["way"]: row for row in summarise_stream({"runs": runs, "references": references})}
+    row = rows["ar"]
+    assert row["wer"] == pytest.approx(1 / 7)
+    assert row["offline_wer"] == 0.0 and row["timestamped_wer"] == pytest.approx(1 / 7)
+    assert row["wer_vs_timestamped"] == 0.0
+    assert row["worst_clip_wer_gap"] == pytest.approx(1 / 5) and row["worst_clip_wer_gap_timestamped"] == 0.0
+    assert row["delay_median"] == pytest.approx(1.0) and row["passes_per_update"] == pytest.approx(3.0)
+    assert row["rtf"] == pytest.approx(0.25) and row["same_as_ar"] == 1.0
+    table = markdown(list(rows.values())).splitlines()
+    assert len(table) == 2 + len(WAYS) and all(line.count("|") == 16 for line in table)
