@@ -3,12 +3,13 @@
 On a few dozen clips a WER comparison is decided by a handful of borderline words (a digit string grouped
 one way or another moves it by two points). Shifting the audio by a few frames gives every such decision a
 fresh chance, so systematic differences show and coin flips average out. Compared, each with its own
-defaults (beam 1, English): specvoice base int8 `ar` with its encoder's bfloat16 self-attention (its default
-on CPUs with native bfloat16) and with float32 attention, and faster-whisper base int8.
+defaults (beam 1, English): specvoice base int8 `ar` as it runs by default on this CPU (the encoder's
+self-attention in bfloat16, 8-bit activations), with float32 attention, and with 7-bit activations (its
+int8 before 8-bit activations), and faster-whisper base int8.
 
 Run: .venv/bin/python scripts/shift_wer.py /tmp/bm/short.jsonl /tmp/bm/long.jsonl  (needs faster-whisper:
-pip install 'specvoice[bench]'); prints the totals, then every instance whose errors differ between the two
-attentions.
+pip install 'specvoice[bench]'); prints the totals, then every instance whose errors differ between the
+default and each variant.
 """
 
 import json
@@ -17,6 +18,7 @@ import sys
 import numpy as np
 import torch
 
+import specvoice.engine.linear as linear
 from specvoice.audio import SAMPLE_RATE, load_audio
 from specvoice.bench.normalize import word_errors
 from specvoice.models import ctranslate2_folder, load_whisper
@@ -35,14 +37,16 @@ def shifted(row: dict, shift: float) -> np.ndarray:
     return np.concatenate([np.zeros(int(shift * SAMPLE_RATE), audio.dtype), audio])
 
 
-def specvoice_texts(bfloat16: bool) -> list[str]:
-    native = encoder.native_bfloat16
+def specvoice_texts(bfloat16: bool = True, seven_bit: bool = False) -> list[str]:
+    native, quantisation = encoder.native_bfloat16, linear.unit_quantisation
     encoder.native_bfloat16 = (lambda: True) if bfloat16 else (lambda: False)
+    if seven_bit:
+        linear.unit_quantisation = lambda fixed: (2 / 127, 64, True)
     try:
         transcriber = Transcriber(load_whisper("base", int8=True), None, DecodingOptions("ar", language="en"))
         return [transcriber.transcribe(shifted(row, shift)).text for row, shift in instances]
     finally:
-        encoder.native_bfloat16 = native
+        encoder.native_bfloat16, linear.unit_quantisation = native, quantisation
 
 
 def faster_whisper_texts() -> list[str]:
@@ -53,8 +57,10 @@ def faster_whisper_texts() -> list[str]:
             for row, shift in instances]
 
 
-contestants = {"specvoice int8, bfloat16 attention": specvoice_texts(True),
-               "specvoice int8, float32 attention": specvoice_texts(False),
+DEFAULT = "specvoice int8 (bfloat16 attention, 8-bit activations)"
+contestants = {DEFAULT: specvoice_texts(),
+               "specvoice int8, float32 attention": specvoice_texts(bfloat16=False),
+               "specvoice int8, 7-bit activations": specvoice_texts(seven_bit=True),
                "faster-whisper int8": faster_whisper_texts()}
 errors = {name: [word_errors(row["text"], text) for (row, _), text in zip(instances, texts)]
           for name, texts in contestants.items()}
@@ -62,7 +68,8 @@ words = sum(e.words for e in next(iter(errors.values())))
 for name, found in errors.items():
     total = sum(e.errors for e in found)
     print(f"{name}: {total} errors / {words} words = {100 * total / words:.2f}% over {len(instances)} instances")
-bf16, fp32 = errors["specvoice int8, bfloat16 attention"], errors["specvoice int8, float32 attention"]
-for (row, shift), a, b in zip(instances, fp32, bf16):
-    if a.errors != b.errors:
-        print(f"  {row['id']} +{shift * 1000:.0f} ms: float32 attention {a.errors}, bfloat16 {b.errors}")
+for variant in ("specvoice int8, float32 attention", "specvoice int8, 7-bit activations"):
+    print(f"instances whose errors differ, {variant} -> default:")
+    for (row, shift), a, b in zip(instances, errors[variant], errors[DEFAULT]):
+        if a.errors != b.errors:
+            print(f"  {row['id']} +{shift * 1000:.0f} ms: {a.errors} -> {b.errors}")

@@ -69,3 +69,34 @@ def test_both_int8_paths_give_the_same_bits(inputs):
     reference = linear(inputs, 64, 5)
     x = torch.randn(7, inputs) * torch.logspace(-2, 2, 7).unsqueeze(1)
     assert torch.equal(int8_layer(True, reference)(x), int8_layer(False, reference)(x))
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed-quantisation", "pinned-dynamic-range"])
+def test_activations_take_8_bits_only_where_the_gemm_does_not_overflow(fixed):
+    """The probe's choice holds in a layer: the worst case for int16 pair sums (every activation and every
+    weight at its largest) comes out right, whichever width the probe chose."""
+    scale, zero_point, _ = linear_module.unit_quantisation(fixed)
+    assert (scale, zero_point) in ((2 / 255, 128), (2 / 127, 64))
+    reference = torch.nn.Linear(256, 4, bias=False).requires_grad_(False)
+    reference.weight.fill_(1.0)
+    got = int8_layer(fixed, reference)(torch.ones(1, 256))
+    torch.testing.assert_close(got, torch.full((1, 4), 256.0), rtol=0.01, atol=0)  # overflow loses half
+
+
+def test_a_gemm_that_overflows_8_bit_activations_gets_7(monkeypatch):
+    linear_module.unit_quantisation.cache_clear()
+    monkeypatch.setattr(linear_module, "_FIXED_GEMM", lambda x, *args: x[:, :1] * x.shape[1] / 2)  # half lost
+    try:
+        assert linear_module.unit_quantisation(True) == (2 / 127, 64, True)
+    finally:
+        monkeypatch.undo()
+        linear_module.unit_quantisation.cache_clear()
+    assert linear_module.unit_quantisation(True) == (2 / 255, 128, False) or not _has_vnni()
+
+
+def _has_vnni() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return any(flag in cpuinfo.read() for flag in (" avx512_vnni", " avx_vnni"))
+    except OSError:
+        return False
