@@ -183,7 +183,11 @@ class Transcriber:
                 segments, advance = self._segments(tokens, offset, window_frames, timestamps)
                 if self.options.word_timestamps:
                     advance = self._time_words(segments, tokens, first_frame + seek, window_frames, advance, walk)
-                kept = [s for s in segments if s.text.strip() and s.start != s.end]
+                # Whisper can stamp a time past the audio (into the window's zero features): a last cue ended
+                # 6 s after a 231 s file. No segment outlasts the audio.
+                audio_end = (first_frame + total_frames) / FRAMES_PER_SECOND
+                kept = [replace(s, start=min(s.start, audio_end), end=min(s.end, audio_end))
+                        for s in segments if s.text.strip() and s.start != s.end]
                 walk.segments += kept
                 walk.history += [token for s in kept for token in s.tokens]
                 seek += advance
