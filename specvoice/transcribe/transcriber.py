@@ -170,6 +170,9 @@ class Transcriber:
         """Decode `audio` (which starts `first_frame` mel frames into the file) window by window."""
         features = LogMel(audio)
         total_frames = features.frames
+        # Whisper can stamp a time past the audio (into the window's zero features): a last cue ended 6 s after
+        # a 231 s file. No segment outlasts the audio.
+        audio_end = (first_frame + total_frames) / FRAMES_PER_SECOND
         seek = 0
         while seek < total_frames:
             window_frames = min(WINDOW_FRAMES, total_frames - seek)
@@ -183,9 +186,6 @@ class Transcriber:
                 segments, advance = self._segments(tokens, offset, window_frames, timestamps)
                 if self.options.word_timestamps:
                     advance = self._time_words(segments, tokens, first_frame + seek, window_frames, advance, walk)
-                # Whisper can stamp a time past the audio (into the window's zero features): a last cue ended
-                # 6 s after a 231 s file. No segment outlasts the audio.
-                audio_end = (first_frame + total_frames) / FRAMES_PER_SECOND
                 kept = [replace(s, start=min(s.start, audio_end), end=min(s.end, audio_end))
                         for s in segments if s.text.strip() and s.start != s.end]
                 walk.segments += kept
