@@ -31,10 +31,13 @@ def speech_frames(audio: np.ndarray) -> np.ndarray:
 
 
 class ScriptedRecognizer:
-    """Hears every script word that ends inside the buffer, and mishears the one being spoken at its end."""
+    """Hears every script word that ends inside the buffer, and mishears the one being spoken at its end.
+    `guesses`: script index -> (what that word is heard as, the index of the word that must end in the buffer
+    before it is heard right), as Whisper hears JFK's "ask not" as "asked not" until "what your" follows."""
 
-    def __init__(self, script: list[tuple[str, float, float]]):
+    def __init__(self, script: list[tuple[str, float, float]], guesses: dict[int, tuple[str, int]] | None = None):
         self.script = script
+        self.guesses = guesses or {}
         self.calls: list[tuple[float, float, list[int]]] = []  # buffer start, end (seconds), prompt
         self.cuts: list[float] = []
 
@@ -46,7 +49,9 @@ class ScriptedRecognizer:
         for i, (text, word_start, word_end) in enumerate(self.script):
             if word_start < start - 1e-6:
                 continue
-            if word_end <= end + 1e-6:
+            if i in self.guesses and word_start < end and self.script[self.guesses[i][1]][2] > end + 1e-6:
+                words.append(Word(" " + self.guesses[i][0], word_start - start, min(word_end, end) - start, (2000 + i,)))
+            elif word_end <= end + 1e-6:
                 words.append(Word(" " + text, word_start - start, word_end - start, (i,)))
                 if text.endswith("."):
                     ends.append(SegmentEnd(word_end - start, len(words), len(words)))
@@ -135,6 +140,29 @@ def test_silence_is_skipped_and_a_pause_ends_the_utterance():
     assert lines == ["hello there", "how are you"]
 
 
+def test_a_word_heard_cut_off_before_a_pause_waits_for_the_speech_after_it():
+    # "ask" is being spoken when the 4 s update decodes and is heard as "asked", also by the decode at the pause
+    # (5 s); only hearing "what" (5.5-5.9) corrects it. Neither the cut-off guess nor the pause may commit it.
+    script = script_of("and so my fellow", start=0.2, word=0.8) + [("ask", 3.4, 4.05), ("not", 4.05, 4.3)] + \
+        script_of("what your country.", start=5.5, word=0.4)
+    recognizer = ScriptedRecognizer(script, guesses={4: ("asked", 6)})
+    streamer, _ = listen_with(recognizer, position_audio(8.0, [(0.2, 4.3), (5.5, 6.7)]), vad=True)
+    committed = streamer.state.committed
+    assert [c.word.text.strip() for c in committed] == [w for w, _, _ in script]
+    ask = next(c for c in committed if c.word.text == " ask")
+    assert ask.at == 7.0 and ask.utterance == 0  # heard right at 6 s, agreed at 7 s: the pause ended no utterance
+    fellow = next(c for c in committed if c.word.text == " fellow")
+    assert fellow.at == 5.0  # words heard whole before the pause are committed at it, as before
+
+
+def test_a_pause_commits_at_once_what_was_heard_whole_before_it():
+    script = script_of("one two three", start=0.2, word=0.5)  # ends at 1.7 s, heard whole by the 2 s update
+    streamer, recognizer = listen(script, position_audio(4.0, [(0.2, 1.7)]), vad=True)
+    assert [(c.word.text.strip(), c.at, c.utterance) for c in streamer.state.committed] == \
+        [("one", 2.0, 0), ("two", 3.0, 0), ("three", 3.0, 0)]  # "one" agreed at 2 s; the pause at 3 s ends it all
+    assert len(recognizer.calls) == 3  # 1 s, 2 s, the pause: none after it
+
+
 def test_the_last_decode_hears_the_samples_short_of_a_vad_frame():
     # 2.04 s is 63 VAD frames (2.016 s) and 384 samples; "ten" ends in those samples
     script = [("eight", 0.8, 1.2), ("nine", 1.2, 1.6), ("ten", 1.6, 2.03)]
@@ -206,6 +234,22 @@ def test_local_agreement_recognises_committed_words_decoded_again_with_other_pun
     committed, unseen = agreement.insert(changed)
     assert unseen == 3 and [w.text for w in committed] == [" Americans,"]
     assert [w.text for w in agreement.tentative] == [" ask"]
+
+
+def test_a_decode_in_a_pause_cannot_confirm_a_word_heard_cut_off():
+    def agreed_after(paused):
+        agreement = LocalAgreement()
+        heard = [Word(" ask", 0.0, 0.5, (1,)), Word(" asked", 0.5, 1.0, (2,))]
+        agreement.insert(heard, heard_to=1.0)  # "asked" runs to the buffer's end: heard cut off
+        committed, _ = agreement.insert(heard + [Word(" not", 1.1, 1.4, (3,))], heard_to=2.0, paused=paused)
+        return [w.text for w in committed], agreement
+
+    assert agreed_after(paused=False)[0] == [" ask", " asked"]  # speech goes on: LocalAgreement-2 as it is
+    committed, agreement = agreed_after(paused=True)
+    assert committed == [" ask"] and [w.text for w in agreement.tentative] == [" asked", " not"]
+    committed, _ = agreement.insert([Word(" asked", 0.5, 1.0, (2,)), Word(" not", 1.1, 1.4, (3,))], heard_to=3.0,
+                                    paused=True)
+    assert [w.text for w in committed] == [" asked", " not"]  # heard whole twice
 
 
 class LetterTokenizer:

@@ -1,5 +1,10 @@
 """LocalAgreement-2 (whisper_streaming): a word is committed once two consecutive hypotheses of the growing
-buffer agree on it and on every word before it; what only the latest hypothesis says stays tentative."""
+buffer agree on it and on every word before it; what only the latest hypothesis says stays tentative.
+
+One rule more than whisper_streaming's, for a decode made in a pause: a word that ran to the end of the
+previous buffer was heard cut off, and the pause's decode alone cannot confirm it. Whisper guesses such a word
+from its first sounds ("asked" for the first half of JFK's "ask not"); a decode that hears speech after it
+revises the guess, but one that hears only the pause after it tends to repeat it."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from difflib import SequenceMatcher
 from .hypothesis import Word
 
 MAX_SKEW = 3  # words: how far a re-decoded committed word may move in the hypothesis and still be recognised
+CUT_OFF = 0.1  # seconds: a word ending this close to its buffer's end was heard cut off
 
 
 class LocalAgreement:
@@ -15,17 +21,21 @@ class LocalAgreement:
         self.committed: list[Word] = []  # absolute times
         self.left = 0  # committed words that have left the buffer: the prompt of later decodes
         self.tentative: list[Word] = []  # the latest hypothesis past the committed words
+        self.heard_to = float("inf")  # the end of the buffer the tentative words were decoded from (absolute)
 
-    def insert(self, words: list[Word]) -> tuple[list[Word], int]:
-        """Take a hypothesis of the whole buffer (absolute times); returns the newly committed words and the
-        index in `words` where the not yet committed ones begin."""
+    def insert(self, words: list[Word], heard_to: float = float("inf"), paused: bool = False
+               ) -> tuple[list[Word], int]:
+        """Take a hypothesis of the whole buffer (absolute times) that ends at `heard_to` (`paused`: in a pause
+        after speech); returns the newly committed words and the index in `words` where the not yet committed
+        ones begin."""
         unseen = self._unseen_from(words)
         new = words[unseen:]
+        confirmable = [w for w in self.tentative if not paused or w.end < self.heard_to - CUT_OFF]
         agreed = 0
-        while agreed < min(len(new), len(self.tentative)) and new[agreed].key == self.tentative[agreed].key:
+        while agreed < min(len(new), len(confirmable)) and new[agreed].key == confirmable[agreed].key:
             agreed += 1
         self.committed += new[:agreed]
-        self.tentative = new[agreed:]
+        self.tentative, self.heard_to = new[agreed:], heard_to
         return new[:agreed], unseen
 
     def flush(self) -> list[Word]:

@@ -20,7 +20,7 @@ TRIM_AFTER = 15.0  # seconds: past this the buffer is cut at a committed segment
 MAX_BUFFER = 30.0  # Whisper's window: a buffer that would outgrow it is committed and emptied
 PROMPT_CHARACTERS = 200  # committed text that left the buffer, given as the prompt (whisper_streaming's)
 SPEECH_THRESHOLD = 0.5
-END_SILENCE = 0.5  # seconds of silence after speech that end an utterance: its words are all committed
+END_SILENCE = 0.5  # seconds of silence after speech that end an utterance (once two decodes agree on its words)
 RESET_SILENCE = 2.0  # seconds of silence after which the buffer is emptied (the audio before is no context)
 PRE_ROLL = 0.5  # seconds of silence kept before speech, so its first word is whole
 
@@ -79,6 +79,7 @@ class Streamer:
         self.speaking = False  # speech since the last utterance ended
         self.silence = 0.0  # seconds of silence at the end of the buffer
         self.utterance = 0
+        self.paused_decodes = 0  # decodes since the last speech
         self.undecoded = False  # audio arrived since the last decode
 
     @property
@@ -104,7 +105,7 @@ class Streamer:
         if self.silence >= RESET_SILENCE:
             return self._flush()
         if self.silence >= END_SILENCE:
-            return self.end_utterance() if self.speaking else []  # silence: nothing new to decode
+            return self._pause() if self.speaking else []  # silence: nothing new to decode
         return self._update()
 
     def finish(self, decode: bool = True) -> list[Word]:
@@ -115,12 +116,22 @@ class Streamer:
             words += self._update()
         return words + self._flush()
 
-    def end_utterance(self) -> list[Word]:
-        """The speaker paused: decode once more and commit it all; the audio stays as the next one's context."""
-        words = self._update()
+    def _pause(self) -> list[Word]:
+        """The speaker paused: decode once more. The utterance ends (its words all committed; the audio stays as
+        the next one's context) when that decode leaves nothing tentative, or at the next decode in the pause.
+
+        The last word before a pause was usually heard cut off by the decode before, so it waits for one more.
+        Committing it at once would freeze a guess: JFK's "ask not", decoded before what follows the pause, is
+        "asked not" (bench --stream); once "what your country" is heard it is "ask".
+        """
+        words = self._update(paused=True)
+        self.paused_decodes += 1
+        if self.agreement.tentative and self.paused_decodes < 2:
+            return words
         flushed = self.agreement.flush()
         self._record(flushed)
         self.speaking = False
+        self.paused_decodes = 0
         self.utterance += 1
         return words + flushed
 
@@ -133,11 +144,12 @@ class Streamer:
         frame = self.frame_samples / SAMPLE_RATE
         if speaking.any():
             self.heard_speech = self.speaking = True
+            self.paused_decodes = 0
             self.silence = frame * int(np.argmax(speaking[::-1]))  # frames after the last speech frame
         else:
             self.silence += frame * len(speaking)
 
-    def _update(self) -> list[Word]:
+    def _update(self, paused: bool = False) -> list[Word]:
         if not len(self.buffer):
             return []
         hypothesis = self.recognizer.recognize(self.buffer, self._prompt(), min(self.silence, self.buffer_seconds))
@@ -145,7 +157,7 @@ class Streamer:
         self.state.updates.append(Update(self.buffer_seconds, hypothesis.target_passes, hypothesis.encoder_seconds,
                                          hypothesis.decoder_seconds))
         words = [w.shifted(self.offset) for w in hypothesis.words]
-        committed, unseen = self.agreement.insert(words)
+        committed, unseen = self.agreement.insert(words, self.offset + self.buffer_seconds, paused)
         self._record(committed)
         return committed + self._trim(hypothesis, unseen + len(committed))
 
