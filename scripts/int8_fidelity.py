@@ -1,6 +1,7 @@
 """How faithful each tool's int8 is to its own float32 model: teacher-forced next-token decisions.
 
-For every short clip (30 s or less) of the manifest, specvoice's float32 greedy transcript is the teacher.
+For every short clip (30 s or less) of the manifest, after 0, 50 and 130 ms of leading silence (the shifts of
+scripts/shift_wer.py), specvoice's float32 greedy transcript is the teacher.
 At every prefix (the task tokens, then the transcript token by token) each tool predicts the next token in
 int8 and in float32; a prediction that differs is a place where int8 can change the transcript. specvoice
 runs its own decoder; faster-whisper's engine (CTranslate2) runs `generate` from the prefix on its own
@@ -13,6 +14,8 @@ import sys
 
 import numpy as np
 import torch
+
+SHIFTS = (0.0, 0.05, 0.13)  # seconds of leading silence, as scripts/shift_wer.py
 
 
 def main(manifest: str) -> None:
@@ -37,9 +40,12 @@ def main(manifest: str) -> None:
     folder = str(ctranslate2_folder("base"))
     theirs = {kind: FasterWhisper(folder, device="cpu", compute_type=kind, cpu_threads=2) for kind in ours}
     differ = {"specvoice": 0, "faster-whisper": 0}
+    instances = {"specvoice": 0, "faster-whisper": 0}
     float32_agree = total = 0
-    for clip in (json.loads(line) for line in open(manifest)):
+    clips = [json.loads(line) for line in open(manifest)]
+    for shift, clip in ((shift, clip) for shift in SHIFTS for clip in clips):
         audio = load_audio(clip["audio"])
+        audio = np.concatenate([np.zeros(int(shift * 16000), audio.dtype), audio])
         if len(audio) > 30 * 16000:
             continue
         sequence = prompt + [t for t in teacher.transcribe(audio).tokens if t < eot] + [eot]
@@ -63,12 +69,15 @@ def main(manifest: str) -> None:
         b = sum(x != y for x, y in zip(other["int8"], other["float32"]))
         differ["specvoice"] += a
         differ["faster-whisper"] += b
+        instances["specvoice"] += a > 0
+        instances["faster-whisper"] += b > 0
         float32_agree += sum(x == y for x, y in zip(mine["float32"], other["float32"]))
         total += len(prefixes)
-        print(f"{clip['id'][:40]:40s} {len(prefixes):3d} predictions; int8 differs from float32: "
+        print(f"{clip['id'][:40]:40s} +{shift * 1000:3.0f} ms {len(prefixes):3d} predictions; int8 differs from float32: "
               f"specvoice {a}, faster-whisper {b}", flush=True)
     for tool, count in differ.items():
         print(f"{tool} int8: {count} of {total} predictions differ from its float32 ({count / total:.2%})")
+    print(f"instances with a difference: specvoice {instances['specvoice']}, faster-whisper {instances['faster-whisper']}")
     print(f"the two float32 models agree on {float32_agree} of {total}")
 
 
