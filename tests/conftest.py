@@ -87,3 +87,11 @@ def real_models():
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     return {name: load_whisper(name) for name in ("base", "tiny.en")}
+
+
+@pytest.fixture(scope="session")
+def int8_base(real_models):
+    """base with batch-invariant int8 linears (the CPU default), on the float32 model's weights."""
+    from dataclasses import replace
+
+    return replace(real_models["base"], int8=True, _tasks={})

@@ -75,17 +75,14 @@ def test_every_update_is_token_identical_to_ar_and_the_free_draft_saves_passes(r
     assert "my fellow americans" in text
 
 
-def test_the_committed_transcript_is_as_good_as_the_offline_one(real_models, manifest):
+def test_the_committed_transcript_is_as_good_as_the_offline_one(real_models, int8_base, manifest):
     pytest.importorskip("faster_whisper", reason="the Silero VAD model ships with faster-whisper (extra 'vad')")
     from specvoice.bench.normalize import word_errors
 
-    from dataclasses import replace
-
     # listen's CPU defaults: base at int8, drafted by tiny.en and by the previous hypothesis, with VAD
-    base = replace(real_models["base"], int8=True, _tasks={})
-    transcriber = Transcriber(base, real_models["tiny.en"], DecodingOptions())
+    transcriber = Transcriber(int8_base, real_models["tiny.en"], DecodingOptions())
     # offline as `transcribe` does it (a short clip without timestamps) and with them (what each update decodes)
-    offline = [Transcriber(base, real_models["tiny.en"], DecodingOptions(timestamps=timestamps))
+    offline = [Transcriber(int8_base, real_models["tiny.en"], DecodingOptions(timestamps=timestamps))
                for timestamps in (False, True)]
     for clip in [c for c in manifest if c["id"] == "whisper_jfk"]:  # JFK pauses after a word heard cut off
         audio = load_audio(SPEECH / clip["audio"])

@@ -45,13 +45,6 @@ def test_greedy_equals_transformers_generate_on_real_clips(name, real_models, sh
 
 
 @pytest.fixture(scope="module")
-def int8_base(real_models):
-    from dataclasses import replace
-
-    return replace(real_models["base"], int8=True, _tasks={})
-
-
-@pytest.fixture(scope="module")
 def greedy_tokens_int8(int8_base, short_clips):
     """base's own greedy tokens at int8: the reference of every method at that precision."""
     transcriber = Transcriber(int8_base, None, DecodingOptions("ar", language="en", timestamps=False))

@@ -126,19 +126,17 @@ def jfk():
 
 
 @pytest.fixture(scope="module")
-def jfk_words(real_models, jfk):
+def jfk_words(int8_base, jfk):
     """base at int8 as faster-whisper runs it: int8 linears, float32 attention. The same text matters: where a
     comma more appears (float32 linears; or int8 with bfloat16 encoder attention, "Americans, ask"), openai-
     whisper's rules time the word after the pause differently, and the comparison would be of texts."""
-    from dataclasses import replace
-
     from specvoice.transcribe import Transcriber
     from specvoice.whisper import encoder
 
     options = DecodingOptions("ar", language="en", word_timestamps=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(encoder, "native_bfloat16", lambda: False)
-        return Transcriber(replace(real_models["base"], int8=True, _tasks={}), None, options).transcribe(jfk)
+        return Transcriber(int8_base, None, options).transcribe(jfk)
 
 
 def test_jfk_words_are_timed_in_order_and_spell_their_segments(jfk_words, jfk):
