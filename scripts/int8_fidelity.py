@@ -22,7 +22,7 @@ def main(manifest: str) -> None:
     import ctranslate2
     from faster_whisper import WhisperModel as FasterWhisper
 
-    from specvoice.audio import load_audio
+    from specvoice.audio import SAMPLE_RATE, load_audio
     from specvoice.engine.decoder import forward_chain
     from specvoice.models import load_whisper
     from specvoice.models.resolve import ctranslate2_folder
@@ -45,8 +45,8 @@ def main(manifest: str) -> None:
     clips = [json.loads(line) for line in open(manifest)]
     for shift, clip in ((shift, clip) for shift in SHIFTS for clip in clips):
         audio = load_audio(clip["audio"])
-        audio = np.concatenate([np.zeros(int(shift * 16000), audio.dtype), audio])
-        if len(audio) > 30 * 16000:
+        audio = np.concatenate([np.zeros(int(shift * SAMPLE_RATE), audio.dtype), audio])
+        if len(audio) > 30 * SAMPLE_RATE:
             continue
         sequence = prompt + [t for t in teacher.transcribe(audio).tokens if t < eot] + [eot]
         prefixes = [sequence[:i] for i in range(len(prompt), len(sequence))]
