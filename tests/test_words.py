@@ -155,6 +155,10 @@ def test_jfk_words_agree_with_faster_whisper(jfk_words, jfk):
 
     ours = specvoice_words(jfk_words)
     theirs = faster_whisper_words(faster_whisper_model(ctranslate2_folder("base"), 2), jfk, "en")
+    # The premise: both transcripts spell the same words with the same punctuation. A comma more ("Americans,
+    # ask") moves openai-whisper's word-boundary rules by ~0.6 s: that would be a difference of texts (int8
+    # numerics on this CPU), not of timing, and is reported as such.
+    assert [w.word for w in ours] == [w.word for w in theirs], "the two transcripts differ, not their timing"
     starts, ends = paired_differences(ours, theirs)
     assert len(starts) >= 0.9 * len(theirs)
     assert np.median(starts) < 0.1 and np.median(ends) < 0.1
