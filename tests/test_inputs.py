@@ -95,10 +95,12 @@ def test_a_name_too_long_among_good_inputs_is_its_own_error_and_the_rest_are_tra
     assert lines[1] == "error: 1 of 2 inputs failed, 1 transcribed"
 
 
-def test_empty_stdin_says_so():
+def test_empty_or_unreadable_stdin_says_so_without_python_objects():
     result = specvoice("transcribe", "-", "--model", "no-such-model", input="")
     assert_one_line_error(result)
     assert error_lines(result) == ["error: -: stdin is empty"]
+    result = specvoice("transcribe", "-", "--model", "no-such-model", input="not audio" * 10)
+    assert error_lines(result) == ["error: -: not readable audio (Format not recognised.)"]
 
 
 def test_stdin_is_read_once_and_named_stdin():
