@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_LIVE, PANEL_OUTPUT, TASKS,
-                      TTS_METHODS, DecodingOptions, ListenOptions, ModelOptions, OptionError, SynthesisOptions,
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_LIVE, PANEL_OUTPUT, PANEL_TEXT,
+                      TASKS, TTS_METHODS, DecodingOptions, ListenOptions, ModelOptions, OptionError, SynthesisOptions,
                       describe)
 from .transcript import FORMATS
 
@@ -311,8 +311,8 @@ def _check_destination(output: Path) -> None:
 @app.command(cls=_Command)
 def synthesize(
     text: Annotated[Optional[str], typer.Argument(help="Text to speak (- or omitted: standard input).")] = None,
+    text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Read the text from this file.", rich_help_panel=PANEL_TEXT)] = None,
     output: Annotated[Optional[Path], _output("--output", "-o", help="Wav file to write (- for standard output).")] = None,
-    text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Read the text from this file.")] = None,
     model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--model", "-m")] = SynthesisOptions.model,
     draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--draft", "-d")] = SynthesisOptions.draft,
     method: Annotated[Optional[TtsMethod], _option(SynthesisOptions, "method")] = SynthesisOptions.method,
@@ -372,7 +372,7 @@ def _synthesizer(options: SynthesisOptions, models: ModelOptions):
 
 
 def _deliver(result, output: Optional[Path], play: bool) -> None:
-    from .files import write_atomic
+    from .files import os_reason, write_atomic
     from .synthesize import wav_bytes
 
     if output is not None:
@@ -384,7 +384,7 @@ def _deliver(result, output: Optional[Path], play: bool) -> None:
             try:
                 write_atomic(output, data)
             except OSError as exc:
-                raise SpecvoiceError(f"{output}: cannot write ({exc.strerror or exc})") from None
+                raise SpecvoiceError(f"{output}: cannot write ({os_reason(exc)})") from None
     if play:
         try:
             import sounddevice

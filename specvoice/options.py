@@ -49,6 +49,7 @@ PANEL_RUNTIME = "Where it runs"
 PANEL_OUTPUT = "Output"
 PANEL_SAMPLING = "Sampling"
 PANEL_LIVE = "Live input"
+PANEL_TEXT = "Text"
 
 
 def option(default: Any, help: str, panel: str | None = None, command_help: dict[str, str] | None = None,
