@@ -14,14 +14,50 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, TASKS, TTS_METHODS, DecodingOptions,
-                      ListenOptions, ModelOptions, SynthesisOptions, describe)
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_LIVE, PANEL_OUTPUT, PANEL_TEXT,
+                      TASKS, TTS_METHODS, DecodingOptions, ListenOptions, ModelOptions, OptionError, SynthesisOptions,
+                      describe)
 from .transcript import FORMATS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# rich_markup_mode=None: click's plain help layout, which keeps every option name whole at 80 columns (typer's
+# rich tables cut names over about 26 characters there, e.g. --temperature-increment-on-fallback).
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Speech recognition and synthesis with speculative decoding: transcripts token-identical to "
                        "greedy Whisper, speech sampled exactly as the target model samples it.")
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _click(module: str):
+    """A module of the click that typer runs on: its own copy from typer 0.24 on, else click itself."""
+    from importlib import import_module
+
+    try:
+        return import_module(f"typer._click.{module}")
+    except ImportError:
+        return import_module(f"click.{module}")
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose --help lists its options in groups (their rich_help_panel), and for which a value the
+    options objects refuse is a usage error (exit 2), as typer's own checks make it."""
+
+    def format_options(self, ctx, formatter) -> None:
+        groups: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                title = "Arguments" if param.param_type_name == "argument" else \
+                    getattr(param, "rich_help_panel", None) or "Other options"
+                groups.setdefault(title, []).append(record)
+        for title, records in groups.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OptionError as exc:
+            raise _click("exceptions").UsageError(str(exc), ctx) from None
 
 
 def _choices(name: str, values) -> type[Enum]:
@@ -38,10 +74,16 @@ Kernels = _choices("Kernels", KERNELS)
 OutputFormat = _choices("OutputFormat", (*FORMATS, "all"))
 
 
-def _option(options: type, name: str, *flags: str):
-    """A typer option whose help and limits come from the options dataclass that defines it."""
-    meta = describe(options, name)
-    return typer.Option(*flags, help=meta["help"], min=meta.get("min"), max=meta.get("max"))
+def _option(options: type, name: str, *flags: str, command: str | None = None):
+    """A typer option whose help (as `command` words it), help group and limits come from the options dataclass
+    that defines it."""
+    meta = describe(options, name, command)
+    return typer.Option(*flags, help=meta["help"], rich_help_panel=meta["panel"], min=meta.get("min"),
+                        max=meta.get("max"))
+
+
+def _output(*flags: str, help: str):
+    return typer.Option(*flags, help=help, rich_help_panel=PANEL_OUTPUT)
 
 
 def _build(options: type, values: dict):
@@ -71,7 +113,7 @@ def _timestamp(seconds: float) -> str:
     return f"{int(minutes):02d}:{seconds:06.3f}"
 
 
-@app.command()
+@app.command(cls=_Command)
 def transcribe(
     audio: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3; any rate and channels), "
                                                      "folders of them, or - for stdin.")],
@@ -80,9 +122,9 @@ def transcribe(
     draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d")] = ModelOptions.draft,
     language: Annotated[Optional[str], _option(DecodingOptions, "language", "--language", "-l")] = DecodingOptions.language,
     task: Annotated[Task, _option(DecodingOptions, "task")] = Task(DecodingOptions.task),
-    timestamps: Annotated[Optional[bool], _option(DecodingOptions, "timestamps", "--timestamps/--no-timestamps")] = DecodingOptions.timestamps,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write transcript files here (created if needed; a folder input's files keep their place in it).")] = None,
-    output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
+    timestamps: Annotated[Optional[bool], _option(DecodingOptions, "timestamps", "--timestamps/--no-timestamps", command="transcribe")] = DecodingOptions.timestamps,
+    output_dir: Annotated[Optional[Path], _output("--output-dir", "-o", help="Write transcript files here (created if needed; a folder's files keep their place in it).")] = None,
+    output_format: Annotated[Optional[OutputFormat], _output("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
     vad_filter: Annotated[bool, _option(DecodingOptions, "vad_filter", "--vad/--no-vad")] = DecodingOptions.vad_filter,
     word_timestamps: Annotated[bool, _option(DecodingOptions, "word_timestamps", "--word-timestamps/--no-word-timestamps")] = DecodingOptions.word_timestamps,
     prepend_punctuations: Annotated[str, _option(DecodingOptions, "prepend_punctuations")] = DecodingOptions.prepend_punctuations,
@@ -102,7 +144,7 @@ def transcribe(
     confidence: Annotated[float, _option(DecodingOptions, "confidence")] = DecodingOptions.confidence,
     recycle: Annotated[bool, _option(DecodingOptions, "recycle", "--recycle/--no-recycle")] = DecodingOptions.recycle,
     tree_positions: Annotated[int, _option(DecodingOptions, "tree_positions")] = DecodingOptions.tree_positions,
-    stats: Annotated[bool, typer.Option("--stats", help="Print decoding statistics per file.")] = False,
+    stats: Annotated[bool, _output("--stats", help="Print decoding statistics per file.")] = False,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
     kernels: Annotated[Kernels, _option(ModelOptions, "kernels")] = Kernels(ModelOptions.kernels),
 ):
@@ -110,11 +152,12 @@ def transcribe(
 
     Every input is checked first; the readable ones are all transcribed, and the exit status is 1 if any failed.
     """
-    from .transcribe.inputs import gather, prepare_output_dir
+    from .files import prepare_folder
+    from .transcribe.inputs import gather
 
     values = dict(locals())
     formats = _formats(output_dir, output_format)
-    if timestamps is None and output_format in (OutputFormat.srt, OutputFormat.vtt, OutputFormat.all):
+    if timestamps is None:  # as openai-whisper: one timestamped decode, so txt is the same whatever -f asks for
         values["timestamps"] = True
     options, models = _build(DecodingOptions, values), _build(ModelOptions, values)
     device = models.placement().device
@@ -122,7 +165,7 @@ def transcribe(
     options = options.on(device, models.draft)
     draft_name = models.draft_for(options.method)
     if output_dir is not None:
-        prepare_output_dir(output_dir)
+        prepare_folder(output_dir)
     inputs, problems = gather(audio, output_dir, formats, sys.stdin.buffer)
     for problem in problems:
         stderr.print(f"error: {problem}", markup=False)
@@ -163,7 +206,7 @@ def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) 
     if output_format is None:
         return ["txt"] if output_dir else []
     if output_dir is None:
-        raise SpecvoiceError("--output-format needs --output-dir")
+        raise OptionError("--output-format needs --output-dir")
     return list(FORMATS) if output_format == OutputFormat.all else [output_format.value]
 
 
@@ -244,7 +287,7 @@ def _show(result, name: str, method: str, show_stats: bool, several: bool) -> No
 
 def _text(text: Optional[str], file: Optional[Path]) -> str:
     if text is not None and file is not None:
-        raise SpecvoiceError("give the text or --file, not both")
+        raise OptionError("give the text or --text-file, not both")
     if file is not None:
         if not file.is_file():
             raise SpecvoiceError(f"{file}: no such file")
@@ -252,26 +295,24 @@ def _text(text: Optional[str], file: Optional[Path]) -> str:
     if text is not None and text != "-":
         return text
     if sys.stdin.isatty():
-        raise SpecvoiceError("no text: give it as an argument, with --file, or on standard input")
+        raise SpecvoiceError("no text: give it as an argument, with --text-file, or on standard input")
     return sys.stdin.read()
 
 
-def _check_writable(output: Path) -> None:
-    """Fail before the slow part when the output cannot be written."""
+def _check_destination(output: Path) -> None:
+    """Fail before the slow part when the wav cannot be written there (transcribe's check of its folder)."""
+    from .files import prepare_folder
+
     if output.is_dir():
         raise SpecvoiceError(f"{output}: is a folder; give a file name such as out.wav")
-    parent = output.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
-        raise SpecvoiceError(f"{output}: cannot write there (permission denied)")
+    prepare_folder(output.parent, output)
 
 
-@app.command()
+@app.command(cls=_Command)
 def synthesize(
     text: Annotated[Optional[str], typer.Argument(help="Text to speak (- or omitted: standard input).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Wav file to write (- for standard output).")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read the text from this file.")] = None,
+    text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Read the text from this file.", rich_help_panel=PANEL_TEXT)] = None,
+    output: Annotated[Optional[Path], _output("--output", "-o", help="Wav file to write (- for standard output).")] = None,
     model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--model", "-m")] = SynthesisOptions.model,
     draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--draft", "-d")] = SynthesisOptions.draft,
     method: Annotated[Optional[TtsMethod], _option(SynthesisOptions, "method")] = SynthesisOptions.method,
@@ -283,24 +324,24 @@ def synthesize(
     seed: Annotated[int, _option(SynthesisOptions, "seed")] = SynthesisOptions.seed,
     voice: Annotated[Optional[str], _option(SynthesisOptions, "voice", "--voice", "-v")] = SynthesisOptions.voice,
     pause: Annotated[float, _option(SynthesisOptions, "pause")] = SynthesisOptions.pause,
-    play: Annotated[bool, typer.Option("--play", help="Play the audio (sounddevice).")] = False,
-    stats: Annotated[bool, typer.Option("--stats", help="Print sampling statistics.")] = False,
+    play: Annotated[bool, _output("--play", help="Play the audio (sounddevice).")] = False,
+    stats: Annotated[bool, _output("--stats", help="Print sampling statistics.")] = False,
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
-    dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
+    dtype: Annotated[DType, _option(ModelOptions, "dtype", command="synthesize")] = DType(ModelOptions.dtype),
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
 ):
     """Speak text: Bark sampled with ssd (exact at --beta 0) or ar, or the offline voice; writes a wav."""
     values = dict(locals())
     options = _build(SynthesisOptions, values)
     if output is None and not play:
-        raise SpecvoiceError("say where the audio goes: -o out.wav, -o - (standard output) or --play")
+        raise OptionError("say where the audio goes: -o out.wav, -o - (standard output) or --play")
     if output is not None and str(output) != "-":
-        _check_writable(output)
-    spoken = _text(text, file)
+        _check_destination(output)
+    spoken = _text(text, text_file)
     if not spoken.strip():
         raise SpecvoiceError("no text to speak (empty input)")
     synthesizer, notes = _synthesizer(options, ModelOptions(device=device.value, dtype=dtype.value, threads=threads))
-    for note in notes:
+    for note in notes + synthesizer.reading_notes(spoken):
         stderr.print(f"note: {note}", markup=False)
     result = synthesizer.synthesize(spoken)
     _deliver(result, output, play)
@@ -331,7 +372,7 @@ def _synthesizer(options: SynthesisOptions, models: ModelOptions):
 
 
 def _deliver(result, output: Optional[Path], play: bool) -> None:
-    from .files import write_atomic
+    from .files import os_reason, write_atomic
     from .synthesize import wav_bytes
 
     if output is not None:
@@ -343,7 +384,7 @@ def _deliver(result, output: Optional[Path], play: bool) -> None:
             try:
                 write_atomic(output, data)
             except OSError as exc:
-                raise SpecvoiceError(f"{output}: cannot write ({exc.strerror or exc})") from None
+                raise SpecvoiceError(f"{output}: cannot write ({os_reason(exc)})") from None
     if play:
         try:
             import sounddevice
@@ -356,11 +397,11 @@ def _deliver(result, output: Optional[Path], play: bool) -> None:
             raise SpecvoiceError(f"--play: {exc}") from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def listen(
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Replay this audio file through the live pipeline instead of the microphone.")] = None,
-    input_device: Annotated[Optional[str], _option(ListenOptions, "input_device", "--device")] = ListenOptions.input_device,
-    list_devices: Annotated[bool, typer.Option("--list-devices", help="List the input devices and exit.")] = False,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Replay this audio file through the live pipeline instead of the microphone.", rich_help_panel=PANEL_LIVE)] = None,
+    input_device: Annotated[Optional[str], _option(ListenOptions, "input_device")] = ListenOptions.input_device,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="List the input devices and exit.", rich_help_panel=PANEL_LIVE)] = False,
     step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
     speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
     previous_draft: Annotated[bool, _option(ListenOptions, "previous_draft", "--previous-draft/--no-previous-draft")] = ListenOptions.previous_draft,
@@ -369,11 +410,11 @@ def listen(
     method: Annotated[Method, _option(DecodingOptions, "method")] = Method(DecodingOptions.method),
     draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d")] = ModelOptions.draft,
     language: Annotated[Optional[str], _option(DecodingOptions, "language", "--language", "-l")] = DecodingOptions.language,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write the committed transcript here on exit.")] = None,
-    output_format: Annotated[Optional[OutputFormat], typer.Option("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
-    model_device: Annotated[Device, _option(ModelOptions, "device", "--model-device")] = Device(ModelOptions.device),
+    output_dir: Annotated[Optional[Path], _output("--output-dir", "-o", help="Write the committed transcript here on exit.")] = None,
+    output_format: Annotated[Optional[OutputFormat], _output("--output-format", "-f", help="File format (default txt when --output-dir is given).")] = None,
+    device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
     dtype: Annotated[DType, _option(ModelOptions, "dtype")] = DType(ModelOptions.dtype),
-    stats: Annotated[bool, typer.Option("--stats", help="Print commit delays, real-time factor and work per update on exit.")] = False,
+    stats: Annotated[bool, _output("--stats", help="Print commit delays, real-time factor and work per update on exit.")] = False,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
 ):
     """Live transcription from the microphone (or --input FILE): committed text plain, tentative text dim."""
@@ -383,7 +424,7 @@ def listen(
         for line in describe_devices():
             typer.echo(line)
         return
-    values = dict(locals(), device=model_device.value, timestamps=True)
+    values = dict(locals(), timestamps=True)
     formats = _formats(output_dir, output_format)
     listening, options, models = _build(ListenOptions, values), _build(DecodingOptions, values), _build(ModelOptions, values)
     source = _live_source(input, listening)
@@ -417,13 +458,13 @@ def _live_source(path: Optional[Path], listening: ListenOptions):
     if path is None:
         return Microphone(listening.input_device)
     if listening.input_device is not None:
-        raise SpecvoiceError("--device and --input: listen to a device or replay a file, not both")
+        raise OptionError("--input-device and --input: listen to a device or replay a file, not both")
     from .audio import load_audio
 
     return FileReplay(load_audio(path), listening.speed)
 
 
-@app.command()
+@app.command(cls=_Command)
 def bench(
     manifest: Annotated[Path, typer.Option("--manifest", help="Speech manifest: JSON lines with id, audio (path relative to the manifest), text; optional kind, noisy.")],
     model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
@@ -436,7 +477,7 @@ def bench(
     repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each method per clip, each paired with a run of ar.")] = 1,
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
     dtypes: Annotated[str, typer.Option(help="Comma-separated precisions (as --dtype of transcribe) to measure every method at; the first one's ar is the reference.")] = ModelOptions.dtype,
-    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads", command="bench")] = ModelOptions.threads,
     task: Annotated[BenchTask, typer.Option(help="transcribe: the manifest's audio; tts: speak the manifest's texts with ar and ssd at each --betas, transcribe them back with --model/--draft (--methods, --peers and further --dtypes do not apply).")] = BenchTask.transcribe,
     tts_model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--tts-model")] = SynthesisOptions.model,
     tts_draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--tts-draft")] = SynthesisOptions.draft,
@@ -540,13 +581,20 @@ def _interrupted(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _usage_message(exc) -> str:
+    """typer's message, without the "Value error, " that pydantic (which typer >= 0.25 checks values with) puts
+    before the words of the check that failed."""
+    errors = getattr(exc.__cause__, "errors", None)
+    first = errors()[0] if callable(errors) and errors() else {}
+    if first.get("type") == "value_error":
+        exc.message = str(first["ctx"]["error"])
+    return exc.format_message()
+
+
 def main() -> None:
     import signal
 
-    try:  # typer >= 0.24 carries its own copy of click
-        from typer._click import exceptions as usage
-    except ImportError:
-        from click import exceptions as usage
+    usage = _click("exceptions")
 
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted)
@@ -557,7 +605,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except usage.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "specvoice"
-        stderr.print(f"error: {exc.format_message()} (see {command} --help)", markup=False)
+        stderr.print(f"error: {_usage_message(exc)} (see {command} --help)", markup=False)
         sys.exit(exc.exit_code)
     except typer.Abort:
         stderr.print("interrupted", markup=False)

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from .errors import SpecvoiceError
+
 # Room left in a file name for tempfile's random part and the suffix, under the usual 255-byte limit.
 _NAME_ROOM = 200
 
@@ -45,6 +47,29 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def os_reason(exc: OSError) -> str:
+    """What the operating system said, as a user reads it: "read-only file system", "file name too long"."""
+    return (exc.strerror or str(exc)).lower()
+
+
+def prepare_folder(folder: Path, destination: Path | None = None) -> None:
+    """Create `folder` if needed and make sure a file can be written in it, before any slow work: by creating
+    one, since permission bits cannot tell (root passes them, and then a read-only file system or /proc still
+    refuses). Errors name `destination` (the file to be written there), else the folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SpecvoiceError(f"{folder}: exists and is not a folder") from None
+    except OSError as exc:
+        raise SpecvoiceError(f"{folder}: cannot create the output folder ({os_reason(exc)})") from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".specvoice-probe.")
+    except OSError as exc:
+        raise SpecvoiceError(f"{destination or folder}: cannot write there ({os_reason(exc)})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def publish_folder(destination: Path, fill: Callable[[Path], None]) -> None:

@@ -1,17 +1,24 @@
 """Every user-facing choice of the speech pipelines, with its default and its help text, defined once.
 
 After openai/whisper's `DecodingOptions`: the command line, the pipelines, the bench and the tests all
-build their settings from these dataclasses, and they are validated here, once, when built.
+build their settings from these dataclasses, and they are validated here, once, when built. Nothing heavy is
+imported here (PyTorch, tokenizers): `specvoice --help` and `--version` read this module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .engine.drafter import DraftPolicy
 from .errors import SpecvoiceError
-from .whisper.tokenizer import language_code
+
+if TYPE_CHECKING:
+    from .engine.drafter import DraftPolicy
+
+
+class OptionError(SpecvoiceError):
+    """A bad option value or combination: a usage error, exit status 2 as for typer's own."""
+
 
 METHODS = {
     "ar": "plain greedy decoding with the target alone (the reference output)",
@@ -33,14 +40,31 @@ KERNELS = ("auto", "on", "off")
 DEFAULT_DRAFT = "tiny.en"
 
 
-def option(default: Any, help: str, **limits: float) -> Any:
-    """A dataclass field that also carries its help text and numeric limits (min, max) for the CLI."""
-    return field(default=default, metadata={"help": help, **limits})
+# The groups `--help` shows options in (typer's rich_help_panel).
+PANEL_MODELS = "Models and method"
+PANEL_TRANSCRIPT = "Transcript"
+PANEL_RULES = "Whisper's decoding rules"
+PANEL_DRAFTING = "Drafting knobs"
+PANEL_RUNTIME = "Where it runs"
+PANEL_OUTPUT = "Output"
+PANEL_SAMPLING = "Sampling"
+PANEL_LIVE = "Live input"
+PANEL_TEXT = "Text"
 
 
-def describe(cls: type, name: str) -> dict:
-    """The help text and limits of one option."""
-    return dict(next(f for f in fields(cls) if f.name == name).metadata)
+def option(default: Any, help: str, panel: str | None = None, command_help: dict[str, str] | None = None,
+           **limits: float) -> Any:
+    """A dataclass field that also carries its help text, its help group and numeric limits (min, max) for the
+    CLI; `command_help` words the help differently for a command where the option means something else."""
+    return field(default=default, metadata={"help": help, "panel": panel, "command_help": command_help or {},
+                                            **limits})
+
+
+def describe(cls: type, name: str, command: str | None = None) -> dict:
+    """The help text (as `command` shows it), help group and limits of one option."""
+    meta = dict(next(f for f in fields(cls) if f.name == name).metadata)
+    meta["help"] = meta.pop("command_help").get(command, meta["help"])
+    return meta
 
 
 def _check_limits(options: object) -> None:
@@ -51,7 +75,16 @@ def _check_limits(options: object) -> None:
             continue
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"{low} to {high}" if high is not None else f"at least {low}"
-            raise SpecvoiceError(f"--{f.name.replace('_', '-')} {value}: must be {bounds}")
+            raise OptionError(f"--{f.name.replace('_', '-')} {value}: must be {bounds}")
+
+
+def _language_code(language: str) -> str:
+    from .whisper.tokenizer import language_code  # reads transformers' language names: only when one is given
+
+    try:
+        return language_code(language)
+    except SpecvoiceError as exc:
+        raise OptionError(str(exc)) from None
 
 
 class Placement(NamedTuple):
@@ -65,26 +98,27 @@ class Placement(NamedTuple):
 class ModelOptions:
     """Which weights run, and where."""
 
-    model: str = option("base", "Target model: built-in name (base, tiny.en), local folder (transformers or "
-                                "CTranslate2), or hub id.")
-    draft: str | None = option(None, f"Draft model for spec/specasr/dllm (default {DEFAULT_DRAFT}). Other "
-                                     "vocabularies are bridged through text.")
-    device: str = option("auto", "Where to run: auto (CUDA when available), cpu or cuda.")
-    dtype: str = option("auto", "Precision (auto: int8 on CPU, float16 on CUDA; synthesize: float32 on CPU). int8 "
-                                "(CPU, transcribe): the linear layers in int8 with per-row scales, exactly the same "
-                                "for every method; on CPUs with bfloat16 dot products (AVX512-BF16, AMX) the "
-                                "encoder's self-attention in bfloat16.")
-    threads: int | None = option(None, "CPU threads for PyTorch (and for faster-whisper in the bench).", min=1)
-    kernels: str = option("auto", "Triton kernels for the decoding hot paths (attention, cache compaction, "
-                                  "verification): auto (on with CUDA), on or off.")
+    model: str = option("base", "Target: base, tiny.en, a transformers or CTranslate2 folder, or a hub id.",
+                        PANEL_MODELS)
+    draft: str | None = option(None, f"Draft for spec/specasr/dllm (default {DEFAULT_DRAFT}); another vocabulary "
+                                     "is bridged through text.", PANEL_MODELS)
+    device: str = option("auto", "auto (CUDA when available), cpu or cuda.", PANEL_RUNTIME)
+    dtype: str = option("auto", "Precision. auto: int8 on the CPU, float16 on CUDA. int8 (CPU): linear layers in "
+                                "int8 with per-row scales, the same text for every method.", PANEL_RUNTIME,
+                        command_help={"synthesize": "Precision: auto (float32 on the CPU, float16 on CUDA), "
+                                                    "float32, float16 or bfloat16."})
+    threads: int | None = option(None, "CPU threads for PyTorch.", PANEL_RUNTIME, min=1,
+                                 command_help={"bench": "CPU threads for PyTorch and faster-whisper."})
+    kernels: str = option("auto", "Triton kernels for attention, cache compaction and verification: auto (on "
+                                  "with CUDA), on or off.", PANEL_RUNTIME)
 
     def __post_init__(self):
         if self.device not in DEVICES:
-            raise SpecvoiceError(f"unknown device {self.device!r}: choose from {', '.join(DEVICES)}")
+            raise OptionError(f"unknown device {self.device!r}: choose from {', '.join(DEVICES)}")
         if self.kernels not in KERNELS:
-            raise SpecvoiceError(f"unknown kernels choice {self.kernels!r}: choose from {', '.join(KERNELS)}")
+            raise OptionError(f"unknown kernels choice {self.kernels!r}: choose from {', '.join(KERNELS)}")
         if self.dtype not in DTYPES:
-            raise SpecvoiceError(f"unknown dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
+            raise OptionError(f"unknown dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
         _check_limits(self)
 
     def placement(self) -> "Placement":
@@ -122,7 +156,7 @@ class ModelOptions:
         """The draft a method runs with: the one asked for, or the default where the method needs one."""
         if method == "ar":
             if self.draft is not None:
-                raise SpecvoiceError("--draft needs --method spec, specasr or dllm")
+                raise OptionError("--draft needs --method spec, specasr or dllm")
             return None
         return self.draft or DEFAULT_DRAFT
 
@@ -131,20 +165,22 @@ class ModelOptions:
 class DecodingOptions:
     """How one transcript is decoded."""
 
-    method: str = option("auto", "ar: greedy; spec: speculative; specasr: adaptive + recycling + token tree; "
-                                 "dllm: parallel refinement of the draft's transcript; auto: ar on the CPU, specasr "
-                                 "on CUDA or with --draft. All give identical text.")
-    language: str | None = option(None, "Spoken language, as a code (de) or a name (German); detected when omitted.")
-    task: str = option("transcribe", "transcribe, or translate to English (multilingual models).")
-    timestamps: bool | None = option(None, "Decode segment timestamps (default: on for audio over 30 s and for "
-                                           "srt/vtt output).")
-    draft_len: int = option(5, "spec: tokens per draft.", min=1, max=64)
-    max_draft: int = option(24, "specasr: longest draft.", min=1, max=64)
+    method: str = option("auto", "ar: greedy; spec: speculative; specasr: adaptive drafts, recycling, token "
+                                 "tree; dllm: parallel refinement of the draft's text; auto: ar on the CPU, "
+                                 "specasr on CUDA or with --draft. All give the same text.", PANEL_MODELS)
+    language: str | None = option(None, "Spoken language: a code (de) or a name (German); detected when omitted.",
+                                  PANEL_TRANSCRIPT)
+    task: str = option("transcribe", "transcribe, or translate to English (multilingual models).", PANEL_TRANSCRIPT)
+    timestamps: bool | None = option(None, "Segment timestamps (default: on for audio over 30 s).", PANEL_TRANSCRIPT,
+                                     command_help={"transcribe": "Decode with segment timestamps (default: on, as "
+                                                                 "openai-whisper; off: plain text in 30 s windows)."})
+    draft_len: int = option(5, "spec: tokens per draft.", PANEL_DRAFTING, min=1, max=64)
+    max_draft: int = option(24, "specasr: longest draft.", PANEL_DRAFTING, min=1, max=64)
     confidence: float = option(0.4, "specasr: a draft ends after a token the draft is less sure of than this.",
-                               min=0.0, max=1.0)
-    recycle: bool = option(True, "specasr: reuse rejected draft tails.")
+                               PANEL_DRAFTING, min=0.0, max=1.0)
+    recycle: bool = option(True, "specasr: reuse rejected draft tails.", PANEL_DRAFTING)
     tree_positions: int = option(2, "specasr: least-confident positions that get alternative branches "
-                                    "(0: no tree).", min=0, max=16)
+                                    "(0: no tree).", PANEL_DRAFTING, min=0, max=16)
     tree_alternatives: int = option(1, "specasr: next-best tokens added at each branching position.", min=1, max=8)
     tree_below: float = option(0.6, "specasr: only positions the draft is less sure of than this branch.",
                                min=0.0, max=1.0)
@@ -152,38 +188,41 @@ class DecodingOptions:
     realign_window: int = option(3, "specasr: how far ahead in a rejected tail a new draft token may re-align.",
                                  min=1, max=16)
     # Whisper's own rules, with openai-whisper's names and defaults.
-    temperature: float = option(0.0, "Sampling temperature of the first try (0: greedy, identical for every method).",
-                                min=0.0, max=1.0)
-    temperature_increment_on_fallback: float = option(0.2, "Retry a failed window at this much higher temperature, "
-                                                            "up to 1.0 (0: no retries).", min=0.0, max=1.0)
-    best_of: int = option(5, "Samples per sampled try; the likeliest is kept.", min=1, max=16)
-    compression_ratio_threshold: float | None = option(2.4, "A window whose text gzip-compresses better than this "
-                                                            "(repetition) is retried hotter.")
-    logprob_threshold: float | None = option(-1.0, "A window whose average token log-probability is below this is "
-                                                   "retried hotter (or silent, see --no-speech-threshold).")
-    no_speech_threshold: float | None = option(0.6, "A window is silent when its no-speech probability is over this "
-                                                    "and its average log-probability under --logprob-threshold.",
+    temperature: float = option(0.0, "Temperature of the first try (0: greedy, the same text for every method).",
+                                PANEL_RULES, min=0.0, max=1.0)
+    temperature_increment_on_fallback: float = option(0.2, "Retry a failed window this much hotter, up to 1.0 "
+                                                            "(0: no retries).", PANEL_RULES, min=0.0, max=1.0)
+    best_of: int = option(5, "Samples per sampled try; the likeliest is kept.", PANEL_RULES, min=1, max=16)
+    compression_ratio_threshold: float | None = option(2.4, "Retry a window whose text gzip-compresses better "
+                                                            "than this (repetition).", PANEL_RULES)
+    logprob_threshold: float | None = option(-1.0, "Retry a window whose mean token log-probability is below "
+                                                   "this (or skip it as silent, see --no-speech-threshold).",
+                                             PANEL_RULES)
+    no_speech_threshold: float | None = option(0.6, "A window is silent when its no-speech probability is over "
+                                                    "this and --logprob-threshold failed.", PANEL_RULES,
                                                min=0.0, max=1.0)
-    condition_on_previous_text: bool = option(True, "Prompt each window with the text before it (off: windows are "
-                                                    "independent, less prone to repetition loops).")
-    initial_prompt: str | None = option(None, "Text to prompt the first window with (names, spelling, style).")
-    vad_filter: bool = option(False, "Skip silence found by Silero VAD and cut windows in pauses (needs the vad extra).")
-    word_timestamps: bool = option(False, "Time every word from the cross-attention (openai-whisper's alignment; "
-                                          "implies --timestamps): words in json, word-refined segment times.")
-    prepend_punctuations: str = option("\"'“¿([{-", "With --word-timestamps: these marks join the word after "
-                                                   "them.")
-    append_punctuations: str = option("\"'.。,，!！?？:：”)]}、", "With --word-timestamps: these marks join the word "
-                                                               "before them.")
+    condition_on_previous_text: bool = option(True, "Prompt each window with the text before it (off: windows "
+                                                    "independent, fewer repetition loops).", PANEL_RULES)
+    initial_prompt: str | None = option(None, "Text to prompt the first window with (names, spelling, style).",
+                                        PANEL_RULES)
+    vad_filter: bool = option(False, "Skip silence (Silero VAD) and cut windows in pauses (needs the vad extra).",
+                              PANEL_TRANSCRIPT)
+    word_timestamps: bool = option(False, "Time every word (openai-whisper's alignment; implies --timestamps): "
+                                          "words in json, word-refined segment times.", PANEL_TRANSCRIPT)
+    prepend_punctuations: str = option("\"'“¿([{-", "With --word-timestamps: marks that join the next word.",
+                                       PANEL_TRANSCRIPT)
+    append_punctuations: str = option("\"'.。,，!！?？:：”)]}、", "With --word-timestamps: marks that join the "
+                                                               "word before.", PANEL_TRANSCRIPT)
 
     def __post_init__(self):
         if self.method not in METHOD_CHOICES:
-            raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(METHOD_CHOICES)}")
+            raise OptionError(f"unknown method {self.method!r}: choose from {', '.join(METHOD_CHOICES)}")
         if self.task not in TASKS:
-            raise SpecvoiceError(f"unknown task {self.task!r}: use transcribe or translate")
+            raise OptionError(f"unknown task {self.task!r}: use transcribe or translate")
         if self.language is not None:
-            object.__setattr__(self, "language", language_code(self.language))
+            object.__setattr__(self, "language", _language_code(self.language))
         if self.word_timestamps and self.timestamps is False:
-            raise SpecvoiceError("--word-timestamps needs timestamps: drop --no-timestamps")
+            raise OptionError("--word-timestamps needs timestamps: drop --no-timestamps")
         _check_limits(self)
 
     def on(self, device: str, draft: str | None = None) -> "DecodingOptions":
@@ -210,6 +249,8 @@ class DecodingOptions:
 
     def draft_policy(self) -> DraftPolicy:
         """How the draft model drafts: spec's fixed-length chain, or specasr's (which dllm falls back on)."""
+        from .engine.drafter import DraftPolicy
+
         if self.method == "spec":
             return DraftPolicy(max_tokens=self.draft_len, confidence=0.0, recycle=False, tree_positions=0,
                                tree_alternatives=self.tree_alternatives, tree_below=self.tree_below,
@@ -236,37 +277,43 @@ class SynthesisOptions:
     """What `specvoice synthesize` runs and how it samples; device and dtype are ModelOptions'."""
 
     model: str | None = option(None, f"TTS model: a Bark or Llasa hub id or folder, or {OFFLINE_VOICE} (the offline voice). "
-                                     f"Default {DEFAULT_TTS_MODEL}; when its weights cannot be had, {OFFLINE_VOICE}.")
+                                     f"Default {DEFAULT_TTS_MODEL}; when its weights cannot be had, {OFFLINE_VOICE}.",
+                               PANEL_MODELS)
     draft: str | None = option(None, "Draft model for ssd (default suno/bark-small for suno/bark, Llasa-1B for "
-                                     "Llasa-3B/8B); must share the target's vocabularies.")
+                                     "Llasa-3B/8B); must share the target's vocabularies.", PANEL_MODELS)
     method: str | None = option(None, "ar: plain sampling from the target; ssd: speculative sampling, the same "
-                                      "distribution at --beta 0 (default ssd where the model has a draft).")
+                                      "distribution at --beta 0 (default ssd where the model has a draft).", PANEL_MODELS)
     beta: float = option(0.0, "ssd tolerance: accept a draft token when u < p/q + beta. 0 is exact; > 0 is SSD's "
-                              "lossy acceptance (faster, changes the output distribution).", min=0.0, max=1.0)
-    draft_len: int | None = option(None, "Draft tokens per target pass (default: adaptive, 4 to 12).", min=1, max=32)
+                              "lossy acceptance (faster, changes the output distribution).", PANEL_SAMPLING, min=0.0,
+                      max=1.0)
+    draft_len: int | None = option(None, "Draft tokens per target pass (default: adaptive, 4 to 12).",
+                                   PANEL_SAMPLING, min=1, max=32)
     temperature: float = option(0.7, "Sampling temperature of the token stages (0: greedy; Bark's default 0.7).",
-                                min=0.0, max=2.0)
-    top_k: int | None = option(None, "Sample only from the k most likely tokens.", min=1)
+                                PANEL_SAMPLING, min=0.0, max=2.0)
+    top_k: int | None = option(None, "Sample only from the k most likely tokens.", PANEL_SAMPLING, min=1)
     top_p: float | None = option(None, "Sample only from the smallest set of tokens with this much probability.",
-                                 min=0.0, max=1.0)
-    seed: int = option(0, "Random seed: the same seed, text and options give the same audio.", min=0)
+                                 PANEL_SAMPLING, min=0.0, max=1.0)
+    seed: int = option(0, "Random seed: the same seed, text and options give the same audio.", PANEL_SAMPLING,
+                    min=0)
     voice: str | None = option(None, "Speaker: a Bark preset of the model (e.g. v2/en_speaker_6) or a .npz speaker "
-                                     f"prompt; for {OFFLINE_VOICE}, one of its voices (heart is built in).")
-    pause: float = option(0.25, "Seconds of silence between sentences of a long text.", min=0.0, max=5.0)
+                                     f"prompt; for {OFFLINE_VOICE}, one of its voices (heart is built in).",
+                               PANEL_MODELS)
+    pause: float = option(0.25, "Seconds of silence between sentences of a long text.", PANEL_OUTPUT,
+                          min=0.0, max=5.0)
 
     def __post_init__(self):
         if self.method is not None and self.method not in TTS_METHODS:
-            raise SpecvoiceError(f"unknown method {self.method!r}: choose from {', '.join(TTS_METHODS)}")
+            raise OptionError(f"unknown method {self.method!r}: choose from {', '.join(TTS_METHODS)}")
         _check_limits(self)
         if self.model == OFFLINE_VOICE:
             for name, value in (("--method", self.method), ("--draft", self.draft)):
                 if value is not None:
-                    raise SpecvoiceError(f"{name}: the offline voice {OFFLINE_VOICE} is not autoregressive (no token "
+                    raise OptionError(f"{name}: the offline voice {OFFLINE_VOICE} is not autoregressive (no token "
                                          "sampling to speculate on); use a Bark model for ar/ssd")
         if self.method == "ar" and self.draft is not None:
-            raise SpecvoiceError("--draft needs --method ssd")
+            raise OptionError("--draft needs --method ssd")
         if self.top_p == 0:
-            raise SpecvoiceError("--top-p 0 keeps no token: give a value above 0")
+            raise OptionError("--top-p 0 keeps no token: give a value above 0")
 
     @property
     def target(self) -> str:
@@ -278,18 +325,21 @@ class SynthesisOptions:
             return None
         draft = self.draft or DEFAULT_TTS_DRAFTS.get(self.target)
         if draft is None and self.method == "ssd":
-            raise SpecvoiceError(f"--method ssd needs --draft for {self.target}")
+            raise OptionError(f"--method ssd needs --draft for {self.target}")
         return draft
 @dataclass(frozen=True)
 class ListenOptions:
     """How live audio is taken in and re-decoded (`specvoice listen`)."""
 
-    input_device: str | None = option(None, "Input device: its index or part of its name (see --list-devices); "
-                                            "default: the system's default input.")
-    step: float = option(1.0, "Seconds of new audio between re-decodes of the buffer.", min=0.1, max=10.0)
-    speed: float = option(1.0, "--input: replay pace (2: twice real time; 0: as fast as decoding allows).", min=0.0)
-    previous_draft: bool = option(True, "Propose the previous update's hypothesis as a free draft (no model pass).")
-    vad: bool = option(True, "Skip silence and end utterances with Silero VAD.")
+    input_device: str | None = option(None, "Microphone: its index or part of its name (see --list-devices); "
+                                            "default: the system's default input.", PANEL_LIVE)
+    step: float = option(1.0, "Seconds of new audio between re-decodes of the buffer.", PANEL_LIVE, min=0.1,
+                         max=10.0)
+    speed: float = option(1.0, "--input: replay pace (2: twice real time; 0: as fast as decoding allows).",
+                          PANEL_LIVE, min=0.0)
+    previous_draft: bool = option(True, "Propose the previous update's hypothesis as a free draft (no model "
+                                        "pass).", PANEL_LIVE)
+    vad: bool = option(True, "Skip silence and end utterances with Silero VAD.", PANEL_LIVE)
 
     def __post_init__(self):
         _check_limits(self)

@@ -13,7 +13,7 @@ import soundfile
 
 from conftest import SPEECH
 from specvoice.errors import SpecvoiceError
-from specvoice.options import DecodingOptions
+from specvoice.options import DecodingOptions, OptionError
 from specvoice.transcribe.inputs import gather
 from specvoice.transcribe.transcriber import compression_ratio
 from test_cli import assert_one_line_error, specvoice
@@ -77,6 +77,32 @@ def test_a_folder_input_keeps_relative_paths_so_equal_names_do_not_collide(tmp_p
         gather([tmp_path / "empty"], None, [], io.BytesIO())
 
 
+def test_a_name_the_file_system_refuses_is_one_problem_and_the_rest_are_kept(tmp_path):
+    """A 260-byte name cannot even be looked up (ENAMETOOLONG): issue 27 saw it stop the whole batch."""
+    good = wav(tmp_path / "good.wav", 4000)
+    inputs, problems = gather([tmp_path / ("x" * 256 + ".wav"), good], None, [], io.BytesIO())
+    assert [i.name for i in inputs] == [str(good)]
+    assert len(problems) == 1 and problems[0].endswith(".wav: cannot open (file name too long)"), problems
+
+
+@pytest.mark.real
+def test_a_name_too_long_among_good_inputs_is_its_own_error_and_the_rest_are_transcribed(tmp_path):
+    result = specvoice("transcribe", str(tmp_path / ("x" * 256 + ".wav")), str(JFK), "--model", "tiny.en",
+                       "--method", "ar")
+    lines = error_lines(result)
+    assert result.returncode == 1 and "ask not what your country can do for you" in result.stdout.lower()
+    assert len(lines) == 2 and lines[0].endswith("file name too long)"), lines
+    assert lines[1] == "error: 1 of 2 inputs failed, 1 transcribed"
+
+
+def test_empty_or_unreadable_stdin_says_so_without_python_objects():
+    result = specvoice("transcribe", "-", "--model", "no-such-model", input="")
+    assert_one_line_error(result)
+    assert error_lines(result) == ["error: -: stdin is empty"]
+    result = specvoice("transcribe", "-", "--model", "no-such-model", input="not audio" * 10)
+    assert error_lines(result) == ["error: -: not readable audio (Format not recognised.)"]
+
+
 def test_stdin_is_read_once_and_named_stdin():
     inputs, problems = gather([Path("-")], Path("."), ["txt"], io.BytesIO(JFK.read_bytes()))
     assert problems == [] and [(i.name, str(i.stem)) for i in inputs] == [("-", "stdin")]
@@ -118,7 +144,7 @@ def test_version():
 def test_language_names_and_codes():
     assert DecodingOptions(language="English").language == "en"
     assert DecodingOptions(language="german").language == "de" and DecodingOptions(language="de").language == "de"
-    with pytest.raises(SpecvoiceError, match="unknown language 'Klingon'"):
+    with pytest.raises(OptionError, match="unknown language 'Klingon'"):  # a usage error: exit 2
         DecodingOptions(language="Klingon")
 
 

@@ -312,7 +312,8 @@ def test_listen_errors_are_one_line(tmp_path):
     from test_cli import assert_one_line_error, specvoice
 
     assert_one_line_error(specvoice("listen", "--input", str(tmp_path / "nope.wav")), "nope.wav", "no such file")
-    assert_one_line_error(specvoice("listen", "--input", str(tmp_path / "x.wav"), "--device", "2"), "--device")
+    assert_one_line_error(specvoice("listen", "--input", str(tmp_path / "x.wav"), "--input-device", "2"),
+                          "--input-device")
     assert_one_line_error(specvoice("listen", "-f", "srt"), "--output-dir")
 
 

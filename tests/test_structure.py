@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "specvoice"
 BASE = {"errors", "files"}
 ALLOWED = {
     "errors": set(),
-    "files": set(),
+    "files": {"errors"},
     "engine": set(),
     "audio": BASE,
     "whisper": BASE | {"engine", "audio"},
@@ -118,10 +118,10 @@ def test_cli_defaults_and_help_come_from_the_options(command, options):
         if command == "synthesize" and options is ModelOptions and f.name in ("model", "draft"):
             continue  # synthesize's model and draft are SynthesisOptions' (TTS models, not Whisper)
         assert getattr(parameter.default, "value", parameter.default) == getattr(defaults, f.name), f.name
-        assert parameter.help == describe(options, f.name)["help"], f.name
-        limits = describe(options, f.name)
+        meta = describe(options, f.name, command)
+        assert (parameter.help, parameter.rich_help_panel) == (meta["help"], meta["panel"]), f.name
         for bound in ("min", "max"):
-            assert getattr(parameter, bound) == limits.get(bound), (f.name, bound)
+            assert getattr(parameter, bound) == meta.get(bound), (f.name, bound)
 
 
 def test_transcribe_offers_every_method_and_the_specasr_knobs():

@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,7 +130,7 @@ def test_bad_input_is_one_line_and_no_file(case, folders, tmp_path, capfdbinary)
     target, draft = folders
     output = tmp_path / "out.wav"
     args = ["synthesize", TEXT, "-m", str(target), "-d", str(draft), "-o", str(output)]
-    words = {"empty": ("no text",), "voice": ("unknown voice", "v2/nobody"), "unwritable": ("cannot write",),
+    words = {"empty": ("no text",), "voice": ("unknown voice", "v2/nobody"), "unwritable": ("not a folder",),
              "folder": ("not a model folder",), "vocabulary": ("vocabularies differ",), "draft with ar": ("--draft",)}
     if case == "empty":
         args[1] = "  \n"
@@ -166,6 +167,63 @@ def test_offline_voice_rejects_speculation_options(tmp_path, capfdbinary):
     code, _, err = run(capfdbinary, "synthesize", "hi", "-m", "hibari", "--method", "ssd", "-o", str(tmp_path / "x.wav"))
     one_error(code, err, "hibari", "not autoregressive")
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("case", ["/proc", "read-only", "folder under a file"])
+def test_the_destination_is_checked_before_any_model_loads(case, tmp_path, capfdbinary, monkeypatch):
+    """Issue 27: -o /proc/x.wav was found unwritable only after 7 s of synthesis, and a read-only file system
+    was called "permission denied". The model named here does not exist: the destination is refused first."""
+    import errno
+    import tempfile
+
+    output, words = Path("/proc/x.wav"), ("/proc/x.wav", "cannot write there")
+    if case == "read-only":
+        def refuse(*args, **kwargs):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)  # what the OS says on a read-only mount
+        output, words = tmp_path / "x.wav", ("x.wav", "(read-only file system)")
+    elif case == "folder under a file":
+        (tmp_path / "a-file").write_text("")
+        output, words = tmp_path / "a-file" / "sub" / "x.wav", ("a-file", "cannot create the output folder")
+    code, _, err = run(capfdbinary, "synthesize", "Hello.", "-m", str(tmp_path / "no-model"), "-o", str(output))
+    one_error(code, err, *words)
+    assert not output.exists()
+
+
+def test_a_missing_folder_is_created_and_the_text_can_come_from_a_file(tmp_path, capfdbinary):
+    pytest.importorskip("hibari")
+    text = tmp_path / "story.txt"
+    text.write_text("The cat sat on the mat.")
+    output = tmp_path / "new" / "folder" / "x.wav"
+    code, _, err = run(capfdbinary, "synthesize", "--text-file", str(text), "-m", "hibari", "-o", str(output))
+    assert code == 0 and err == ""
+    audio, rate = soundfile.read(output)
+    assert rate == 24000 and len(audio) > rate // 2
+
+
+def test_text_the_offline_voice_cannot_read_is_an_error_naming_its_language(tmp_path, capfdbinary):
+    """Japanese gave an empty 44-byte wav and exit 0 (issue 27)."""
+    pytest.importorskip("hibari")
+    output = tmp_path / "x.wav"
+    code, _, err = run(capfdbinary, "synthesize", "こんにちは。元気ですか？", "-m", "hibari", "-o", str(output))
+    one_error(code, err, "English (en-US)", "こんにちは")
+    assert not output.exists()
+    code, _, err = run(capfdbinary, "synthesize", "🙂 🙂", "-m", "hibari", "-o", str(output))
+    one_error(code, err, "no sound")
+    assert not output.exists()
+
+
+def test_german_text_is_spoken_with_a_note_that_it_sounds_english(tmp_path, capfdbinary):
+    pytest.importorskip("hibari")
+    output = tmp_path / "x.wav"
+    code, _, err = run(capfdbinary, "synthesize", "Guten Tag, wie geht es Ihnen heute?", "-m", "hibari",
+                       "-o", str(output))
+    lines = err.splitlines()
+    assert code == 0 and len(lines) == 1 and lines[0].startswith("note:") and "English sounds" in lines[0], err
+    assert soundfile.info(output).frames > 0
+    code, _, err = run(capfdbinary, "synthesize", "The cat sat on the mat.", "-m", "hibari", "-o", str(output))
+    assert code == 0 and err == ""
 
 
 def test_without_bark_weights_an_explicit_bark_fails_and_the_default_falls_back(tmp_path):
@@ -243,3 +301,4 @@ def test_long_text_is_split_into_sentences_and_clauses_that_fit():
     assert all(len(piece.split()) <= 35 for piece in pieces)
     assert " ".join(pieces).split() == f"First one. Second one? Third, with a clause; and {long_clause}!".split()
     assert split_sentences("  \n ") == []
+    assert split_sentences("こんにちは。元気ですか？はい！ Yes.") == ["こんにちは。", "元気ですか？", "はい！", "Yes."]

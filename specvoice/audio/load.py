@@ -41,7 +41,9 @@ def load_audio(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     try:
         samples, rate = soundfile.read(readable, dtype="float32", always_2d=False)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
-        raise SpecvoiceError(f"{name}: not readable audio ({str(exc).splitlines()[0] if str(exc) else 'unknown format'})") from None
+        # libsndfile's own words: str(exc) repeats the source, for stdin as "<_io.BytesIO object at 0x...>"
+        detail = getattr(exc, "error_string", None) or (str(exc).splitlines()[0] if str(exc) else "unknown format")
+        raise SpecvoiceError(f"{name}: not readable audio ({detail})") from None
     if samples.size == 0:
         raise SpecvoiceError(f"{name}: audio is empty")
     if not np.isfinite(samples).all():

@@ -49,8 +49,18 @@ class Speaker(Protocol):
     def speak(self, sentence: str, sampler: Sampler | None, seed: int) -> tuple[np.ndarray, float]:
         """Audio for one sentence and the seconds its token stages took."""
 
+    def reading_notes(self, text: str) -> list[str]:
+        """Notes on how the speaker reads `text`; raises where it cannot speak it."""
 
-class BarkSpeaker:
+
+class MultilingualSpeaker:
+    """Bark and Llasa read any script their tokenizers cover: nothing to say before they speak."""
+
+    def reading_notes(self, text: str) -> list[str]:
+        return []
+
+
+class BarkSpeaker(MultilingualSpeaker):
     autoregressive = True
 
     def __init__(self, pair: BarkPair, voice: str | None):
@@ -66,7 +76,7 @@ class BarkSpeaker:
         return self.pair.audio(coarse, self.voice, seed), lm_seconds
 
 
-class LlasaSpeaker:
+class LlasaSpeaker(MultilingualSpeaker):
     autoregressive = True
 
     def __init__(self, pair: LlasaPair, voice: str | None):
@@ -90,6 +100,9 @@ class OfflineSpeaker:
     def speak(self, sentence: str, sampler: Sampler | None, seed: int) -> tuple[np.ndarray, float]:
         return self.voice.speak(sentence, seed), 0.0
 
+    def reading_notes(self, text: str) -> list[str]:
+        return self.voice.reading_notes(text)
+
 
 class Synthesizer:
     def __init__(self, speaker: Speaker, options: SynthesisOptions, device: torch.device | str = "cpu"):
@@ -97,6 +110,10 @@ class Synthesizer:
 
     def with_options(self, options: SynthesisOptions) -> "Synthesizer":
         return Synthesizer(self.speaker, options, self.device)
+
+    def reading_notes(self, text: str) -> list[str]:
+        """Notes on how `text` will be read, said before the slow part; raises where it cannot be spoken."""
+        return self.speaker.reading_notes(text)
 
     def sampler(self, stats: DecodeStats, seed: int) -> Sampler | None:
         if not self.speaker.autoregressive:
@@ -119,8 +136,10 @@ class Synthesizer:
             audio, seconds = self.speaker.speak(sentence, sampler, self.options.seed + i)
             parts += [pause, audio] if parts else [audio]
             lm_seconds += seconds
-        return Synthesis(np.concatenate(parts).astype(np.float32), self.speaker.sample_rate, sentences, stats,
-                         lm_seconds)
+        audio = np.concatenate(parts).astype(np.float32)
+        if not any(len(part) for part in parts[::2]):  # the sentences, not the pauses between them
+            raise SpecvoiceError("the voice made no sound for this text (nothing in it that it can read)")
+        return Synthesis(audio, self.speaker.sample_rate, sentences, stats, lm_seconds)
 
 
 def _model_folder(name: str) -> Path:

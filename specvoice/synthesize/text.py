@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+# Full-width marks (Chinese, Japanese) end a sentence with no space after them.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*|\n+")
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, audio_suffixes, load_audio
 from ..errors import SpecvoiceError
+from ..files import os_reason, prepare_folder
 
 STDIN = "-"
 MIN_SECONDS = 0.1  # shorter than this holds no word (and is what a truncated file usually leaves)
@@ -41,7 +42,7 @@ def _expand(arguments: list[Path], stdin: BinaryIO) -> list[Input]:
             if any(i.name == STDIN for i in inputs):
                 raise SpecvoiceError("- (stdin) can be given once")
             inputs.append(Input(STDIN, stdin.read(), Path(STDIN_STEM)))
-        elif argument.is_dir():
+        elif _is_folder(argument):
             found = sorted(p for p in argument.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
                 raise SpecvoiceError(f"{argument}: folder holds no audio files ({', '.join(sorted(suffixes))})")
@@ -52,28 +53,28 @@ def _expand(arguments: list[Path], stdin: BinaryIO) -> list[Input]:
     return inputs
 
 
+def _is_folder(path: Path) -> bool:
+    """Whether `path` is a folder; a name the system cannot look up (too long, say) is left to _check to report."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _check(item: Input) -> str | None:
     """The problem with one input, if any (it is then left out of the batch)."""
+    if item.source == b"":
+        return f"{item.name}: stdin is empty"
     try:
         samples = item.read()
     except SpecvoiceError as exc:
         return str(exc)
+    except OSError as exc:  # a name the file system refuses outright, e.g. longer than 255 bytes
+        return f"{item.name}: cannot open ({os_reason(exc)})"
     item.seconds = len(samples) / SAMPLE_RATE
     if item.seconds < MIN_SECONDS:
         return f"{item.name}: audio too short ({item.seconds:.3f} s; at least {MIN_SECONDS} s)"
     return None
-
-
-def prepare_output_dir(output_dir: Path) -> None:
-    """Create the output folder and make sure files can be written there, before any work is done."""
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise SpecvoiceError(f"{output_dir}: exists and is not a folder") from None
-    except OSError as exc:
-        raise SpecvoiceError(f"{output_dir}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise SpecvoiceError(f"{output_dir}: output folder is not writable")
 
 
 def _name_limit(folder: Path) -> int:
