@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, TASKS, TTS_METHODS, DecodingOptions,
-                      ListenOptions, ModelOptions, SynthesisOptions, describe)
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, TASKS, TTS_METHODS, BatchOptions,
+                      DecodingOptions, ListenOptions, ModelOptions, SynthesisOptions, describe)
 from .transcript import FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -105,6 +105,9 @@ def transcribe(
     stats: Annotated[bool, typer.Option("--stats", help="Print decoding statistics per file.")] = False,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
     kernels: Annotated[Kernels, _option(ModelOptions, "kernels")] = Kernels(ModelOptions.kernels),
+    workers: Annotated[Optional[int], _option(BatchOptions, "workers")] = BatchOptions.workers,
+    ray_address: Annotated[Optional[str], _option(BatchOptions, "ray_address")] = BatchOptions.ray_address,
+    resume: Annotated[bool, _option(BatchOptions, "resume", "--resume")] = BatchOptions.resume,
 ):
     """Transcribe audio files; prints the text and writes txt/srt/vtt/json on request.
 
@@ -116,32 +119,42 @@ def transcribe(
     formats = _formats(output_dir, output_format)
     if timestamps is None and output_format in (OutputFormat.srt, OutputFormat.vtt, OutputFormat.all):
         values["timestamps"] = True
-    options, models = _build(DecodingOptions, values), _build(ModelOptions, values)
+    options, models, batch = _build(DecodingOptions, values), _build(ModelOptions, values), _build(BatchOptions, values)
+    batch.check(output_dir)
+    if batch.workers:
+        from .transcribe.cluster import require_ray
+
+        require_ray()
     device = models.placement().device
     models.kernel_ops(device)  # a device, dtype or kernels that cannot run: said before any input
     options = options.on(device, models.draft)
     draft_name = models.draft_for(options.method)
     if output_dir is not None:
         prepare_output_dir(output_dir)
-    inputs, problems = gather(audio, output_dir, formats, sys.stdin.buffer)
+    inputs, problems, finished = gather(audio, output_dir, formats, sys.stdin.buffer, batch.resume, bool(batch.workers))
+    if finished:
+        stderr.print(f"skipped {len(finished)} inputs whose outputs are complete (--resume)", markup=False)
     for problem in problems:
         stderr.print(f"error: {problem}", markup=False)
     failures = len(problems)
-    if inputs:
+    if inputs and batch.workers:
+        from functools import partial
+
+        from .transcribe.cluster import run_on_ray
+
+        failures += run_on_ray(inputs, batch, partial(_transcriber, models, draft_name, options), models.threads,
+                               output_dir, formats, _record(models, draft_name, options), stderr)
+    elif inputs:
         transcriber = _transcriber(models, draft_name, options)
         record = _record(models, draft_name, options)
         for item in inputs:
             try:
-                result = _transcribe_one(transcriber, item)
+                result = _transcribe_one(transcriber, item, output_dir, formats, record)
             except SpecvoiceError as exc:
                 stderr.print(f"error: {exc}", markup=False)
                 failures += 1
                 continue
             _show(result, item.name, options.method, stats, len(inputs) + len(problems) > 1)
-            if formats:
-                from .transcript import write_outputs
-
-                write_outputs(result, output_dir / item.stem, formats, {**record, "audio": item.name})
     if failures:
         total = len(inputs) + len(problems)
         if total > 1:
@@ -204,13 +217,15 @@ def _transcriber(models: ModelOptions, draft: Optional[str], options: DecodingOp
     return Transcriber(target, draft_model, options, notify=lambda note: stderr.print(note, markup=False))
 
 
-def _transcribe_one(transcriber, item):
+def _transcribe_one(transcriber, item, output_dir: Optional[Path], formats: list[str], record: dict):
     from tqdm import tqdm
 
-    samples = item.read()
+    from .transcribe.batch import transcribe_input
+
     with tqdm(total=round(item.seconds, 1), unit="s", desc=Path(item.name).name, disable=item.seconds <= 30 or None,
               file=sys.stderr, leave=False) as bar:
-        return transcriber.transcribe(samples, progress=lambda done: bar.update(round(done, 1) - bar.n))
+        return transcribe_input(transcriber, item, output_dir, formats, record,
+                                progress=lambda done: bar.update(round(done, 1) - bar.n))
 
 
 def _stats_line(result, method: str) -> str:
