@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -51,13 +52,11 @@ def one_process(clips, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def with_bad_file(clips, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """Two workers on the clips plus a file that is not audio."""
-    folder = tmp_path_factory.mktemp("mixed")
-    for clip in clips.iterdir():
-        shutil.copy(clip, folder / clip.name)
-    (folder / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    """Two workers on the clips and a file that is not audio."""
+    broken = tmp_path_factory.mktemp("broken") / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
     out = tmp_path_factory.mktemp("two")
-    return specvoice("transcribe", str(folder), "-o", str(out), *MODEL, "--workers", "2"), out
+    return specvoice("transcribe", str(clips), str(broken), "-o", str(out), *MODEL, "--workers", "2"), out
 
 
 def without_timings(path: Path) -> dict:
@@ -226,11 +225,14 @@ def wait_for_port(port: int, seconds: float = 120) -> None:
     pytest.fail(f"the Ray head did not listen on {port}")
 
 
-def test_ray_address_joins_a_separately_started_cluster(clips, one_process, tmp_path):
+def test_ray_address_joins_a_separately_started_cluster(clips, one_process, tmp_path, monkeypatch):
+    # A cluster of its own token (Ray >= 2.5x authenticates with ~/.ray/auth_token, once a local Ray made one).
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
     nodes = [ray_node("--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-                      f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}")]
+                      f"--temp-dir={temp}")]
     try:
         wait_for_port(port)
         nodes.append(ray_node(f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"))
