@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[models,bench,vad,voices,listen,test]'
+	$(BIN)/python -m pip install -q -e '.[models,bench,vad,voices,listen,cluster,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,7 +39,7 @@ system-packages:
 # switched on before triton is first imported, hence a run of its own; a second run compiles every kernel
 # for sm_80/sm_90 GPUs (no GPU needed), which the interpreter cannot check.
 $(KERNELS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[models,bench,vad,voices,listen,test,kernels]'
+	$(BIN)/python -m pip install -q -e '.[models,bench,vad,voices,listen,cluster,test,kernels]'
 	touch $(KERNELS_STAMP)
 
 test-kernels: $(KERNELS_STAMP)

@@ -6,6 +6,7 @@ head and a second node with `ray start` and stops both after."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -23,9 +24,8 @@ import pytest
 from conftest import SPEECH
 from test_cli import assert_one_line_error, specvoice
 
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'specvoice[cluster]'")
-
-pytestmark = pytest.mark.real
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="Ray is not installed: pip install 'specvoice[cluster]'")
 CLIPS = ("whisper_jfk.wav", "google_brooklyn_bridge.wav", "deepspeech_LDC93S1.wav")
 MODEL = ("-m", "tiny.en", "--method", "ar", "-f", "all")
 WORKING = "ray::TranscribeWorker.transcribe"  # a worker's process title while it decodes (Ray sets it)
@@ -82,12 +82,16 @@ def summary(stderr: str) -> str:
     return next(line for line in stderr.splitlines() if line.startswith("transcribed "))
 
 
+@pytest.mark.real
+@needs_ray
 def test_two_workers_write_what_one_process_writes(with_bad_file, one_process):
     result, out = with_bad_file
     assert_same_outputs(one_process, out)
     assert "transcribed 3 of 3 files" in summary(result.stderr)
 
 
+@pytest.mark.real
+@needs_ray
 def test_bad_file_is_one_error_line_and_the_rest_is_transcribed(with_bad_file):
     result, _ = with_bad_file
     assert result.returncode == 1
@@ -139,6 +143,8 @@ def worker_decoding(run: subprocess.Popen) -> int:
     pytest.fail(f"the run ended before a worker was seen decoding: {run.communicate()[1]}")
 
 
+@pytest.mark.real
+@needs_ray
 def test_worker_killed_mid_file_is_retried_elsewhere(clips, one_process, tmp_path):
     run = start("transcribe", str(clips), "-o", str(tmp_path), *MODEL, "--workers", "2")
     os.kill(worker_decoding(run), signal.SIGKILL)
@@ -150,6 +156,8 @@ def test_worker_killed_mid_file_is_retried_elsewhere(clips, one_process, tmp_pat
     assert_same_outputs(one_process, tmp_path)
 
 
+@pytest.mark.real
+@needs_ray
 def test_ctrl_c_stops_workers_and_the_local_ray(clips, tmp_path):
     run = start("transcribe", str(clips), "-o", str(tmp_path), *MODEL, "--workers", "2")
     worker_decoding(run)
@@ -165,6 +173,8 @@ def test_ctrl_c_stops_workers_and_the_local_ray(clips, tmp_path):
     assert not [processes()[pid] for pid in ray_processes if pid in processes()]
 
 
+@pytest.mark.real
+@needs_ray
 def test_resume_decodes_only_what_is_missing(clips, one_process, tmp_path):
     for path in one_process.iterdir():
         shutil.copy(path, tmp_path / path.name)
@@ -186,6 +196,18 @@ def test_without_ray_workers_is_one_error_line(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert_one_line_error(result, "--workers needs Ray", "pip install 'specvoice[cluster]'")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, words, code", [
+    (("--workers", "2"), "--workers needs --output-dir", 1),
+    (("--resume",), "--resume needs --output-dir", 1),
+    (("--ray-address", "127.0.0.1:6379"), "--ray-address needs --workers", 1),
+    (("--workers", "0", "-o", "out"), "--workers", 2),
+])
+def test_batch_options_misused_are_one_line(args, words, code):
+    result = specvoice("transcribe", str(SPEECH / CLIPS[0]), *args)
+    assert_one_line_error(result, words)
+    assert result.returncode == code
 
 
 def free_port() -> int:
@@ -225,6 +247,8 @@ def wait_for_port(port: int, seconds: float = 120) -> None:
     pytest.fail(f"the Ray head did not listen on {port}")
 
 
+@pytest.mark.real
+@needs_ray
 def test_ray_address_joins_a_separately_started_cluster(clips, one_process, tmp_path, monkeypatch):
     # A cluster of its own token (Ray >= 2.5x authenticates with ~/.ray/auth_token, once a local Ray made one).
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
