@@ -138,12 +138,7 @@ def transcribe(
         stderr.print(f"error: {problem}", markup=False)
     failures = len(problems)
     if inputs and batch.workers:
-        from functools import partial
-
-        from .transcribe.cluster import run_on_ray
-
-        failures += run_on_ray(inputs, batch, partial(_transcriber, models, draft_name, options), models.threads,
-                               output_dir, formats, _record(models, draft_name, options), stderr)
+        failures += _transcribe_on_ray(inputs, batch, models, draft_name, options, output_dir, formats)
     elif inputs:
         transcriber = _transcriber(models, draft_name, options)
         record = _record(models, draft_name, options)
@@ -215,6 +210,17 @@ def _transcriber(models: ModelOptions, draft: Optional[str], options: DecodingOp
 
     target, draft_model, _ = _load_models(models, draft)
     return Transcriber(target, draft_model, options, notify=lambda note: stderr.print(note, markup=False))
+
+
+def _transcribe_on_ray(inputs, batch: BatchOptions, models: ModelOptions, draft: Optional[str],
+                       options: DecodingOptions, output_dir: Path, formats: list[str]) -> int:
+    """Transcribe on Ray workers, each loading its models as one process does; returns the failures."""
+    from functools import partial
+
+    from .transcribe.cluster import run_on_ray
+
+    return run_on_ray(inputs, batch, partial(_transcriber, models, draft, options), models.threads, output_dir,
+                      formats, _record(models, draft, options), stderr)
 
 
 def _transcribe_one(transcriber, item, output_dir: Optional[Path], formats: list[str], record: dict):

@@ -210,6 +210,13 @@ def test_batch_options_misused_are_one_line(args, words, code):
     assert result.returncode == code
 
 
+@needs_ray
+def test_ray_address_where_nothing_answers_is_one_line(tmp_path):
+    result = specvoice("transcribe", str(SPEECH / CLIPS[0]), "-o", str(tmp_path), "--workers", "1",
+                       "--ray-address", "127.0.0.1:1")
+    assert_one_line_error(result, "--ray-address 127.0.0.1:1: no Ray cluster answers there")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -34,6 +34,7 @@ LOCAL_OBJECT_STORE = 80 * 2**20
 # An input whose worker died under it is tried on another worker this many times more, then given up on: a
 # file that kills every worker that reads it must not take the whole run down with it.
 RETRIES = 2
+CONNECT_TIMEOUT = 10  # seconds for a cluster's head to answer
 WAIT = 0.5  # seconds between looks at the workers (the progress bar's clock ticks meanwhile)
 
 
@@ -154,6 +155,7 @@ def _connect(ray, batch: BatchOptions, threads: int) -> None:
     address = batch.ray_address or os.environ.get("RAY_ADDRESS")
     quiet = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
+        _check_reachable(address)
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -161,6 +163,17 @@ def _connect(ray, batch: BatchOptions, threads: int) -> None:
         return
     # "local" always starts a fresh Ray, even where one runs on this machine already (ray start).
     ray.init(address="local", num_cpus=batch.workers * threads, object_store_memory=LOCAL_OBJECT_STORE, **quiet)
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port that does not answer is said at once (Ray itself would retry it for minutes, loudly)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray reads itself
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise SpecvoiceError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
 
 
 def run_on_ray(inputs: list[Input], batch: BatchOptions, load: Callable[[], object], threads: int | None,
@@ -177,7 +190,8 @@ def run_on_ray(inputs: list[Input], batch: BatchOptions, load: Callable[[], obje
     pool = None
     try:
         with _progress(console) as progress:
-            bar = progress.add_task("loading models", total=tally.seconds or 1, files=f"0/{tally.files}", hours="0", speed="")
+            bar = progress.add_task("loading models", total=tally.seconds or 1, files=f"0/{tally.files}", hours="0",
+                                    speed="")
             pool = _Pool(ray, load, batch, threads)
             pool.wait_ready()
             tally.ready_after = time.monotonic() - tally.began
@@ -207,8 +221,9 @@ def _show(progress: Progress, bar, tally: Tally) -> None:
 
 def _dispatch(ray, pool: _Pool, inputs: list[Input], output_dir: Path, formats: list[str], record: dict,
               tally: Tally, show: Callable[[], None], say: Callable[[str], None]) -> None:
-    """Keep every worker on one input until none is left; an input whose worker died goes back in the queue."""
-    queue, deaths = deque(inputs), Counter()
+    """Keep every worker on one input until none is left; an input whose worker died goes back in the queue.
+    Longest first: the run then ends with short files on every worker, not one long file on one of them."""
+    queue, deaths = deque(sorted(inputs, key=lambda item: -item.seconds)), Counter()
     idle, busy = list(pool.actors), {}
     while queue or busy:
         while idle and queue:
@@ -220,15 +235,10 @@ def _dispatch(ray, pool: _Pool, inputs: list[Input], output_dir: Path, formats: 
             try:
                 worker, problem = ray.get(ref)
             except ray.exceptions.RayActorError as lost:
-                deaths[item.name] += 1
                 idle.insert(0, pool.replace(actor))  # (a loaded worker, where one is free, takes the input)
-                reason = str(lost).splitlines()[0]
-                if deaths[item.name] > RETRIES:
-                    problem = f"{item.name}: its worker died {deaths[item.name]} times decoding it ({reason})"
-                else:
-                    queue.appendleft(item)
-                    tally.retried.append(item.name)
-                    say(f"warning: a worker died decoding {item.name} ({reason}); retrying it on another worker")
+                deaths[item.name] += 1
+                problem = _lost(item, deaths[item.name], str(lost).splitlines()[0], queue, tally, say)
+                if problem is None:
                     continue
             else:
                 idle.append(actor)
@@ -241,3 +251,12 @@ def _dispatch(ray, pool: _Pool, inputs: list[Input], output_dir: Path, formats: 
                 tally.per_worker[worker] += 1
         show()
 
+
+def _lost(item: Input, deaths: int, reason: str, queue: deque, tally: Tally, say: Callable[[str], None]) -> str | None:
+    """An input whose worker died: back to the front of the queue, or (after RETRIES) the failure to report."""
+    if deaths > RETRIES:
+        return f"{item.name}: its worker died {deaths} times decoding it ({reason})"
+    queue.appendleft(item)
+    tally.retried.append(item.name)
+    say(f"warning: a worker died decoding {item.name} ({reason}); retrying it on another worker")
+    return None
