@@ -285,7 +285,7 @@ class BatchOptions:
     """How a transcribe run over many files is carried out: resumed, and spread over Ray workers."""
 
     workers: int | None = option(None, "Spread the inputs over this many Ray workers, each holding the models once "
-                                       "(needs --output-dir and Ray: pip install 'specvoice[cluster]'). Without "
+                                       "(needs --output-dir, and Ray: specvoice's cluster extra). Without "
                                        "--ray-address a local Ray is started for the run and stopped after it.", min=1)
     ray_address: str | None = option(None, "With --workers: join this Ray cluster (host:port, or auto) instead of "
                                            "starting a local one (default: $RAY_ADDRESS).")
