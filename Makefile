@@ -15,7 +15,7 @@ STAMP = $(VENV)/.installed
 KERNELS_STAMP = $(VENV)/.installed-kernels
 LOCK = requirements.lock
 # Every extra the tests use; `kernels` (triton, ~300 MB) is installed by test-kernels only.
-EXTRAS = models,bench,vad,voices,listen,test
+EXTRAS = models,bench,vad,voices,listen,cluster,test
 # The build backend comes from the lock too (no isolated build env that would take the newest setuptools).
 PIP_LOCKED = $(BIN)/python -m pip install -q -c $(LOCK)
 # setuptools' banner for editable installs (folders in the checkout may shadow imports) warns of what the

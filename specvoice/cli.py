@@ -15,8 +15,8 @@ from rich.text import Text
 
 from .errors import SpecvoiceError
 from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_LIVE, PANEL_OUTPUT, PANEL_TEXT,
-                      TASKS, TTS_METHODS, DecodingOptions, ListenOptions, ModelOptions, OptionError, SynthesisOptions,
-                      describe)
+                      TASKS, TTS_METHODS, BatchOptions, DecodingOptions, ListenOptions, ModelOptions, OptionError,
+                      SynthesisOptions, describe)
 from .transcript import FORMATS
 
 # rich_markup_mode=None: click's plain help layout, which keeps every option name whole at 80 columns (typer's
@@ -147,6 +147,9 @@ def transcribe(
     stats: Annotated[bool, _output("--stats", help="Print decoding statistics per file.")] = False,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
     kernels: Annotated[Kernels, _option(ModelOptions, "kernels")] = Kernels(ModelOptions.kernels),
+    workers: Annotated[Optional[int], _option(BatchOptions, "workers")] = BatchOptions.workers,
+    ray_address: Annotated[Optional[str], _option(BatchOptions, "ray_address")] = BatchOptions.ray_address,
+    resume: Annotated[bool, _option(BatchOptions, "resume", "--resume")] = BatchOptions.resume,
 ):
     """Transcribe audio files; prints the text and writes txt/srt/vtt/json on request.
 
@@ -159,32 +162,37 @@ def transcribe(
     formats = _formats(output_dir, output_format)
     if timestamps is None:  # as openai-whisper: one timestamped decode, so txt is the same whatever -f asks for
         values["timestamps"] = True
-    options, models = _build(DecodingOptions, values), _build(ModelOptions, values)
+    options, models, batch = _build(DecodingOptions, values), _build(ModelOptions, values), _build(BatchOptions, values)
+    batch.check(output_dir)
+    if batch.workers:
+        from .transcribe.cluster import require_ray
+
+        require_ray()
     device = models.placement().device
     models.kernel_ops(device)  # a device, dtype or kernels that cannot run: said before any input
     options = options.on(device, models.draft)
     draft_name = models.draft_for(options.method)
     if output_dir is not None:
         prepare_folder(output_dir)
-    inputs, problems = gather(audio, output_dir, formats, sys.stdin.buffer)
+    inputs, problems, finished = gather(audio, output_dir, formats, sys.stdin.buffer, batch.resume, bool(batch.workers))
+    if finished:
+        stderr.print(f"skipped {len(finished)} inputs whose outputs are complete (--resume)", markup=False)
     for problem in problems:
         stderr.print(f"error: {problem}", markup=False)
     failures = len(problems)
-    if inputs:
+    if inputs and batch.workers:
+        failures += _transcribe_on_ray(inputs, batch, models, draft_name, options, output_dir, formats)
+    elif inputs:
         transcriber = _transcriber(models, draft_name, options)
         record = _record(models, draft_name, options)
         for item in inputs:
             try:
-                result = _transcribe_one(transcriber, item)
+                result = _transcribe_one(transcriber, item, output_dir, formats, record)
             except SpecvoiceError as exc:
                 stderr.print(f"error: {exc}", markup=False)
                 failures += 1
                 continue
             _show(result, item.name, options.method, stats, len(inputs) + len(problems) > 1)
-            if formats:
-                from .transcript import write_outputs
-
-                write_outputs(result, output_dir / item.stem, formats, {**record, "audio": item.name})
     if failures:
         total = len(inputs) + len(problems)
         if total > 1:
@@ -247,13 +255,26 @@ def _transcriber(models: ModelOptions, draft: Optional[str], options: DecodingOp
     return Transcriber(target, draft_model, options, notify=lambda note: stderr.print(note, markup=False))
 
 
-def _transcribe_one(transcriber, item):
+def _transcribe_on_ray(inputs, batch: BatchOptions, models: ModelOptions, draft: Optional[str],
+                       options: DecodingOptions, output_dir: Path, formats: list[str]) -> int:
+    """Transcribe on Ray workers, each loading its models as one process does; returns the failures."""
+    from functools import partial
+
+    from .transcribe.cluster import run_on_ray
+
+    return run_on_ray(inputs, batch, partial(_transcriber, models, draft, options), models.threads, output_dir,
+                      formats, _record(models, draft, options), stderr)
+
+
+def _transcribe_one(transcriber, item, output_dir: Optional[Path], formats: list[str], record: dict):
     from tqdm import tqdm
 
-    samples = item.read()
+    from .transcribe.batch import transcribe_input
+
     with tqdm(total=round(item.seconds, 1), unit="s", desc=Path(item.name).name, disable=item.seconds <= 30 or None,
               file=sys.stderr, leave=False) as bar:
-        return transcriber.transcribe(samples, progress=lambda done: bar.update(round(done, 1) - bar.n))
+        return transcribe_input(transcriber, item, output_dir, formats, record,
+                                progress=lambda done: bar.update(round(done, 1) - bar.n))
 
 
 def _stats_line(result, method: str) -> str:

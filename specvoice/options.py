@@ -50,6 +50,7 @@ PANEL_OUTPUT = "Output"
 PANEL_SAMPLING = "Sampling"
 PANEL_LIVE = "Live input"
 PANEL_TEXT = "Text"
+PANEL_BATCH = "Many files"
 
 
 def option(default: Any, help: str, panel: str | None = None, command_help: dict[str, str] | None = None,
@@ -327,6 +328,31 @@ class SynthesisOptions:
         if draft is None and self.method == "ssd":
             raise OptionError(f"--method ssd needs --draft for {self.target}")
         return draft
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a transcribe run over many files is carried out: resumed, and spread over Ray workers."""
+
+    workers: int | None = option(None, "Spread the inputs over this many Ray workers, each holding the models once "
+                                       "(needs --output-dir, and Ray: specvoice's cluster extra). Without "
+                                       "--ray-address a local Ray is started for the run and stopped after it.", PANEL_BATCH,
+                                     min=1)
+    ray_address: str | None = option(None, "With --workers: join this Ray cluster (host:port, or auto) instead of "
+                                           "starting a local one (default: $RAY_ADDRESS).", PANEL_BATCH)
+    resume: bool = option(False, "Skip the inputs whose output files are all there: the same command finishes an "
+                                 "interrupted run.", PANEL_BATCH)
+
+    def __post_init__(self):
+        _check_limits(self)
+        if self.ray_address is not None and self.workers is None:
+            raise OptionError("--ray-address needs --workers")
+
+    def check(self, output_dir: object) -> None:
+        """--workers and --resume work on output files: refuse them without an output folder."""
+        for flag, given in (("--workers", self.workers is not None), ("--resume", self.resume)):
+            if given and output_dir is None:
+                raise OptionError(f"{flag} needs --output-dir (the transcripts are written there)")
+
+
 @dataclass(frozen=True)
 class ListenOptions:
     """How live audio is taken in and re-decoded (`specvoice listen`)."""

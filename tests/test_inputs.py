@@ -69,7 +69,7 @@ def test_a_folder_input_keeps_relative_paths_so_equal_names_do_not_collide(tmp_p
     wav(tmp_path / "in/a/clip.wav", 4000)
     wav(tmp_path / "in/b/clip.flac", 4000)
     (tmp_path / "in/notes.txt").write_text("not audio")
-    inputs, problems = gather([tmp_path / "in"], tmp_path / "out", ["txt"], io.BytesIO())
+    inputs, problems, _ = gather([tmp_path / "in"], tmp_path / "out", ["txt"], io.BytesIO())
     assert problems == []
     assert sorted(str(i.stem) for i in inputs) == ["a/clip", "b/clip"]
     (tmp_path / "empty").mkdir()
@@ -104,7 +104,7 @@ def test_empty_or_unreadable_stdin_says_so_without_python_objects():
 
 
 def test_stdin_is_read_once_and_named_stdin():
-    inputs, problems = gather([Path("-")], Path("."), ["txt"], io.BytesIO(JFK.read_bytes()))
+    inputs, problems, _ = gather([Path("-")], Path("."), ["txt"], io.BytesIO(JFK.read_bytes()))
     assert problems == [] and [(i.name, str(i.stem)) for i in inputs] == [("-", "stdin")]
     assert inputs[0].seconds == pytest.approx(11.0, abs=0.01) and len(inputs[0].read()) == 176000
 

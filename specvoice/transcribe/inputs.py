@@ -2,7 +2,9 @@
 
 One batch policy: every input is expanded (a folder means its audio files, `-` means stdin) and read once up
 front; each unreadable, empty or too-short one is one problem line, the rest are all transcribed. Where two
-inputs would write the same output file, or the output folder is unusable, nothing is decoded at all.
+inputs would write the same output file, or the output folder is unusable, nothing is decoded at all. A run
+spread over workers only probes each file's header here (its workers read the files, and say what they cannot
+read); a resumed run leaves out, unread, the inputs whose output files are all there.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, audio_suffixes, load_audio
+from ..audio import SAMPLE_RATE, audio_seconds, audio_suffixes, load_audio
 from ..errors import SpecvoiceError
 from ..files import os_reason, prepare_folder
 
@@ -32,6 +34,22 @@ class Input:
 
     def read(self) -> np.ndarray:
         return load_audio(self.source, self.name)
+
+    def outputs(self, output_dir: Path, formats: list[str]) -> list[Path]:
+        stem = output_dir / self.stem
+        return [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
+
+
+class Gathered(NamedTuple):
+    inputs: list[Input]  # to transcribe
+    problems: list[str]  # one line per input left out as unusable
+    finished: list[Input]  # left out by --resume: their outputs are complete
+
+
+def finished(item: Input, output_dir: Path, formats: list[str]) -> bool:
+    """Every output file of the input is there; each is written whole or not at all (files.write_atomic), so
+    being there means being complete."""
+    return bool(formats) and all(path.is_file() for path in item.outputs(output_dir, formats))
 
 
 def _expand(arguments: list[Path], stdin: BinaryIO) -> list[Input]:
@@ -61,17 +79,16 @@ def _is_folder(path: Path) -> bool:
         return False
 
 
-def _check(item: Input) -> str | None:
-    """The problem with one input, if any (it is then left out of the batch)."""
+def _check(item: Input, probe: bool) -> str | None:
+    """The problem with one input, if any (it is then left out of the batch); `probe`: its header only."""
     if item.source == b"":
         return f"{item.name}: stdin is empty"
     try:
-        samples = item.read()
+        item.seconds = audio_seconds(item.source, item.name) if probe else len(item.read()) / SAMPLE_RATE
     except SpecvoiceError as exc:
         return str(exc)
     except OSError as exc:  # a name the file system refuses outright, e.g. longer than 255 bytes
         return f"{item.name}: cannot open ({os_reason(exc)})"
-    item.seconds = len(samples) / SAMPLE_RATE
     if item.seconds < MIN_SECONDS:
         return f"{item.name}: audio too short ({item.seconds:.3f} s; at least {MIN_SECONDS} s)"
     return None
@@ -84,14 +101,18 @@ def _name_limit(folder: Path) -> int:
         return 255
 
 
-def gather(arguments: list[Path], output_dir: Path | None, formats: list[str],
-           stdin: BinaryIO) -> tuple[list[Input], list[str]]:
-    """The readable inputs, and one problem line per input left out. Raises when nothing may be decoded."""
-    inputs = _expand(arguments, stdin)
+def gather(arguments: list[Path], output_dir: Path | None, formats: list[str], stdin: BinaryIO,
+           resume: bool = False, probe: bool = False) -> Gathered:
+    """The readable inputs, one problem line per input left out, and (`resume`) the inputs already finished.
+    Raises when nothing may be decoded."""
+    done: list[Input] = []
+    todo: list[Input] = []
+    for item in _expand(arguments, stdin):
+        (done if resume and finished(item, output_dir, formats) else todo).append(item)
     problems: list[str] = []
     readable: list[Input] = []
-    for item in inputs:
-        problem = _check(item)
+    for item in todo:
+        problem = _check(item, probe)
         if problem is None and output_dir is not None:
             longest = max((f"{item.stem.name}.{fmt}" for fmt in formats), key=lambda n: len(n.encode()))
             if len(longest.encode()) > _name_limit(output_dir):
@@ -105,4 +126,4 @@ def gather(arguments: list[Path], output_dir: Path | None, formats: list[str],
                 raise SpecvoiceError(f"{first.name} and {item.name} would both write {output_dir / item.stem}.* "
                                      "(give them different names, or run them separately)")
             seen[item.stem] = item
-    return readable, problems
+    return Gathered(readable, problems, done)
