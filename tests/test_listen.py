@@ -547,3 +547,35 @@ def test_the_words_after_an_early_end_are_committed_at_the_end_of_input():
     assert "".join(c.word.text for c in streamer.state.committed) == " a c e g i k"
     assert [end for _, end, _ in transcriber.calls] == pytest.approx([1.472, 2.976, 4.480, 5.0])
     assert all(start == 0 for start, _, _ in transcriber.calls)
+
+
+def test_the_live_region_shows_the_newest_lines_that_fit_above_the_status_line():
+    from rich.console import Console
+    from rich.text import Text
+
+    from specvoice.listen.view import region_lines
+
+    console = Console(width=30, height=6, force_terminal=True)
+    status = Text("● listening 0:07 ━━━━━━━━ a_long_file_name.wav · base · ar")
+    words = " ".join(f"w{i}" for i in range(40))
+    lines = [line.plain for line in region_lines(console, Text(words), status, 30, 6)]
+    assert len(lines) == 5  # four rows of text (a row is kept for the cursor) and the status line
+    assert lines[-2].endswith("w39") and words.endswith(" ".join(lines[:-1]))  # the newest words, whole
+    assert all(len(line) <= 30 for line in lines) and len(lines[-1]) == 29 and lines[-1].endswith("…")
+    short = [line.plain for line in region_lines(console, Text("hello there"), status, 30, 6)]
+    assert short[0] == "hello there" and len(short) == 2
+    assert len(region_lines(console, Text(""), status, 30, 6)) == 1  # nothing heard yet: the status line alone
+
+
+def test_the_status_line_names_the_input_model_method_time_and_level():
+    from specvoice.listen.view import Status, status_line
+
+    queue = source.AudioQueue()
+    block = np.full((SAMPLE_RATE, 1), 0.5, np.float32)  # 1 s at -6 dBFS
+    queue.callback(block, SAMPLE_RATE, None, source._Flags)
+    queue.callback(block, SAMPLE_RATE, None, source._Flags)
+    status = Status("USB mic", "base", "ar", queue)
+    assert status_line(status, "listening").plain == "● listening 0:02 ━━━━━━━─ USB mic · base · ar"
+    assert status_line(status, "interrupted").plain == "■ interrupted 0:02 USB mic · base · ar"
+    queue.latest_at -= 1.0  # no audio for a second: the meter falls
+    assert "──────── USB mic" in status_line(status, "listening").plain

@@ -16,6 +16,7 @@ REFRESH later) erases whatever their number, at the new width. Drawing happens o
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,7 @@ REFRESH = 0.1  # seconds between redraws of the live region (the elapsed time an
 METER_CELLS = 8
 METER_FLOOR = -60.0  # dBFS shown as an empty meter; 0 dBFS fills it
 ERASE_LINE, ERASE_BELOW = "\x1b[2K", "\x1b[J"
+NO_WRAP, WRAP = "\x1b[?7l", "\x1b[?7h"  # the terminal's autowrap (DECAWM) off and on
 
 
 @dataclass
@@ -65,11 +67,19 @@ def status_line(status: Status, state: str) -> Text:
     return line
 
 
+def rows(console: Console, text: Text, width: int) -> list[Text]:
+    """`text` word-wrapped at `width`, without the space each row was broken at."""
+    lines = list(text.wrap(console, width))
+    for line in lines:
+        line.rstrip()
+    return lines
+
+
 def region_lines(console: Console, text: Text, status: Text, width: int, height: int) -> list[Text]:
     """The live region at this size: the text word-wrapped, its last lines where it does not fit above the status
     line (a row is left for the cursor), and the status line cut to fit (one column short of the width, so that
     erasing after it cannot take its last character)."""
-    lines = list(text.wrap(console, width)) if text.plain else []
+    lines = rows(console, text, width) if text.plain else []
     lines = lines[max(0, len(lines) - max(1, height - 2)):]
     status = status.copy()
     status.truncate(max(1, width - 1), overflow="ellipsis")
@@ -128,37 +138,52 @@ class LiveView:
 
     def _draw(self, last: bool = False) -> None:
         """From the region's top-left corner: the lines to print above (each row erased before it is written),
-        then the region; the cursor goes back to its top (or, the last time, below it)."""
+        then the region; the cursor goes back to its top (or, the last time, below it). Each part goes out in
+        one write, so that the terminal does not take a resize between its rows (a resize reflows the rows on
+        the screen around the cursor, which has to be at the region's top then)."""
         with self.lock:
             above, self.above = self.above, []
-            width, height = self.console.size
+            width, height = self._size()
             region = region_lines(self.console, self.text, status_line(self.status, self.state), width, height)
-        for stream, line in above:
-            for row in line.wrap(self.console, width):
-                self._write(ERASE_LINE, flush=stream == "err")
-                self._write(self._ansi(row) + "\r\n", sys.stderr if stream == "err" else None)
-        frame = "\r\n".join(ERASE_LINE + self._ansi(row) for row in region) + ERASE_BELOW
+        # Autowrap is off while the region is written: a row wider than the terminal (resized since its size was
+        # read) is cut by it, not wrapped onto a row the cursor's way back up would not count.
+        frame = NO_WRAP + "\r\n".join(ERASE_LINE + self._ansi(row) for row in region) + ERASE_BELOW + WRAP
         if (frame, width, height) == self.drawn and not (above or last):
             return  # nothing moved
         self.drawn = (frame, width, height)
-        if last:
-            frame += "\r\n"
-        elif len(region) > 1:
-            frame += f"\r\x1b[{len(region) - 1}A"
-        else:
-            frame += "\r"
-        self._write(frame, flush=True)
+        back = "\r\n" if last else "\r" + (f"\x1b[{len(region) - 1}A" if len(region) > 1 else "")
+        out = ""
+        for stream, line in above:
+            printed = [self._ansi(row) for row in rows(self.console, line, width)]
+            if stream == "err":  # on stderr, where erasing codes have no place: the region erased first
+                self._write(self.console.file, out + ERASE_BELOW)
+                self._write(sys.stderr, "".join(row + "\r\n" for row in printed))
+                out = ""
+            else:
+                out += "".join(ERASE_LINE + row + "\r\n" for row in printed)
+        self._write(self.console.file, out + frame + back)
+
+    def _size(self) -> tuple[int, int]:
+        """The terminal's own size. Rich prefers COLUMNS and LINES from the environment, which can be stale (a
+        shell exports them as the window was when it started), and a region drawn at another width than the
+        terminal's would not be erased right."""
+        try:
+            size = os.get_terminal_size(self.console.file.fileno())
+        except (AttributeError, ValueError, OSError):
+            size = self.console.size
+        return size[0], size[1]
 
     def _ansi(self, line: Text) -> str:
         with self.console.capture() as captured:
             self.console.print(line, end="", soft_wrap=True)
         return captured.get()
 
-    def _write(self, data: str, file=None, flush: bool = False) -> None:
-        file = file or self.console.file
-        file.write(data)
-        if flush or file is not self.console.file:
-            file.flush()
+    def _write(self, file, data: str) -> None:
+        """All of `data` in one system call where the terminal takes it so (a text file flushes at each line)."""
+        file.flush()
+        data = data.encode()
+        while data:
+            data = data[os.write(file.fileno(), data):]
 
 
 class LineView:
