@@ -410,10 +410,13 @@ def test_no_portaudio_or_no_input_device_is_one_line_error(tmp_path):
 
         if any(d["max_input_channels"] > 0 for d in sounddevice.query_devices()):
             pytest.skip("this machine has an input device")
-        words = ("no audio input device",)
+        listed = subprocess.run([sys.executable, "-m", "specvoice", "listen", "--list-devices"], capture_output=True,
+                                text=True, env=env, timeout=300)
+        assert listed.returncode == 0 and listed.stdout.strip() == source.NO_INPUT_DEVICE, listed
+        commands, words = [["listen"]], ("no audio input device",)
     else:
-        words = ("PortAudio library not found", "libportaudio2")
-    for args in (["listen"], ["listen", "--list-devices"]):
+        commands, words = [["listen"], ["listen", "--list-devices"]], ("PortAudio library not found", "libportaudio2")
+    for args in commands:
         result = subprocess.run([sys.executable, "-m", "specvoice", *args], capture_output=True, text=True, env=env,
                                 timeout=300)
         assert_one_line_error(result, *words)
