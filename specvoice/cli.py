@@ -451,7 +451,7 @@ def listen(
     source = _live_source(input, listening)
     options = options.on(models.placement().device, models.draft)
     transcriber = _transcriber(models, models.draft_for(options.method), options)
-    from .listen import LineView, LiveView, Streamer, WhisperRecognizer, measure, run, transcript
+    from .listen import LineView, LiveView, Status, Streamer, WhisperRecognizer, measure, run, transcript
 
     recognizer = WhisperRecognizer(transcriber, listening.previous_draft)
     speech = None
@@ -459,8 +459,10 @@ def listen(
         from .audio.vad import speech_probabilities as speech
     streamer = Streamer(recognizer, source.clock, speech)
     out = Console(highlight=False, soft_wrap=True)
-    with (LiveView(out) if out.is_terminal else LineView(out)) as view, source.running() as audio_queue:
-        run(streamer, audio_queue, listening.step, view, lambda text: stderr.print(f"warning: {text}", markup=False))
+    status = Status(input.name if input else source.name, model, options.method, source.queue)
+    with (LiveView(out, status) if out.is_terminal else LineView(out)) as view, source.running() as audio_queue:
+        interrupted = run(streamer, audio_queue, listening.step, view, view.warn)
+        view.ended(interrupted)
     seconds = audio_queue.seconds
     if stats:
         stderr.print(measure(streamer, seconds).line(), markup=False)
@@ -470,6 +472,8 @@ def listen(
         result = transcript(streamer, recognizer.language, recognizer.stats, seconds)
         extra = {"model": model, "method": options.method, "stream": measure(streamer, seconds).as_dict()}
         write_outputs(result, output_dir / (input.stem if input else "listen"), formats, extra)
+    if interrupted:
+        raise typer.Exit(130)  # as transcribe exits on Ctrl-C, once the transcript is written
 
 
 def _live_source(path: Optional[Path], listening: ListenOptions):

@@ -35,9 +35,13 @@ class ScriptedRecognizer:
     `guesses`: script index -> (what that word is heard as, the index of the word that must end in the buffer
     before it is heard right), as Whisper hears JFK's "ask not" as "asked not" until "what your" follows."""
 
-    def __init__(self, script: list[tuple[str, float, float]], guesses: dict[int, tuple[str, int]] | None = None):
+    def __init__(self, script: list[tuple[str, float, float]], guesses: dict[int, tuple[str, int]] | None = None,
+                 spelling: dict[int, str] | None = None):
+        """`spelling`: script index -> the word as a decode without timestamps of the whole buffer writes it."""
         self.script = script
         self.guesses = guesses or {}
+        self.spelling = spelling or {}
+        self.spelled: list[tuple[float, float]] = []  # buffers spelled: start, end (seconds)
         self.calls: list[tuple[float, float, list[int]]] = []  # buffer start, end (seconds), prompt
         self.cuts: list[float] = []
 
@@ -58,6 +62,15 @@ class ScriptedRecognizer:
             elif word_start < end:
                 words.append(Word(" " + text[:2] + "-", word_start - start, end - start, (1000 + i,)))
         return Hypothesis(words, ends, [w.tokens[0] for w in words], target_passes=len(words))
+
+    def spell(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis:
+        start = (abs(float(audio[0])) - 1) / SAMPLE_RATE
+        end = start + len(audio) / SAMPLE_RATE
+        self.spelled.append((start, end))
+        words = [Word(" " + self.spelling.get(i, text), 0.0, 0.0, (3000 + i,) if i in self.spelling else (i,))
+                 for i, (text, word_start, word_end) in enumerate(self.script)
+                 if word_start >= start - 1e-6 and word_end <= end + 1e-6]
+        return Hypothesis(words, [], [w.tokens[0] for w in words])
 
     def cut(self, end: SegmentEnd) -> None:
         self.cuts.append(end.time)
@@ -86,8 +99,8 @@ class Quiet:
     def __init__(self):
         self.lines = []
 
-    def show(self, committed, tentative, lines):
-        self.lines += lines
+    def show(self, finished, pending, tentative):
+        self.lines += finished
 
 
 warnings: list[str] = []
@@ -122,6 +135,22 @@ def test_the_buffer_is_cut_at_committed_segment_ends_and_they_become_the_prompt(
     before = [i for i, (_, _, end) in enumerate(script) if end <= start + 1e-6]
     assert prompt and prompt == before[-len(prompt):]
     assert [s.text.strip() for s in segments(streamer.state.committed)][0] == "word0 word1 word2 word3 word4 word5."
+    # the words a cut drops were spelled with the whole buffer they left, which had grown past TRIM_AFTER
+    assert recognizer.spelled and recognizer.spelled[0][1] - recognizer.spelled[0][0] > TRIM_AFTER
+
+
+def test_words_leaving_the_buffer_take_the_offline_decodes_punctuation():
+    # JFK as the timestamped decodes punctuate it ("Americans ask", "for you." at the pause), and the decode of
+    # the whole clip without timestamps, as `transcribe` does it ("Americans, ask", "for you, ask")
+    first = script_of("And so my fellow Americans ask not what your country can do for you.", start=0.3)
+    second = script_of("ask what you can do for your country.", start=6.2)  # after a 1.1 s pause
+    recognizer = ScriptedRecognizer(first + second, spelling={4: "Americans,", 13: "you,"})
+    streamer, _ = listen_with(recognizer, position_audio(10.0, [(0.3, 5.1), (6.2, 9.4)]), vad=True)
+    offline = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+    assert LineBreaker().lines(streamer.state.committed, streamer.utterance, final=True) == [offline]
+    assert [s.text.strip() for s in segments(streamer.state.committed)] == [offline]
+    assert streamer.state.committed[13].word.tokens == (3013,)  # the spelled tokens: the prompt of what follows
+    assert recognizer.spelled == [(0.0, 10.0)]  # once, when the words left the buffer (the end of the input)
 
 
 def test_silence_is_skipped_and_a_pause_ends_the_utterance():
@@ -295,6 +324,57 @@ class FakeSoundDevice:
         return self.devices
 
 
+def test_list_devices_without_an_input_device_says_so(monkeypatch):
+    from typer.testing import CliRunner
+
+    from specvoice.cli import app
+
+    monkeypatch.setattr(source, "sounddevice", lambda: FakeSoundDevice([]))
+    result = CliRunner().invoke(app, ["listen", "--list-devices"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == source.NO_INPUT_DEVICE
+
+
+class RateLimitedSoundDevice(FakeSoundDevice):
+    """A sound card whose one microphone takes only 48 kHz (PortAudio refuses other rates), and whose stream is
+    driven by the test: `stream.callback` gets the blocks a real device would deliver."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self):
+        super().__init__([{"name": "USB mic", "max_input_channels": 1, "default_samplerate": 48000.0}])
+        self.streams = []
+
+    def query_devices(self, device=None):
+        return self.devices if device is None else self.devices[device]
+
+    def InputStream(self, samplerate, channels, dtype, blocksize, device, callback):
+        if samplerate != 48000:
+            raise self.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
+        stream = type("Stream", (), {"__enter__": lambda s: s, "__exit__": lambda s, *e: None})()
+        stream.samplerate, stream.blocksize, stream.callback = samplerate, blocksize, callback
+        self.streams.append(stream)
+        return stream
+
+
+def test_a_microphone_that_refuses_16_khz_is_opened_at_its_own_rate_and_resampled(monkeypatch):
+    sd = RateLimitedSoundDevice()
+    monkeypatch.setattr(source, "sounddevice", lambda: sd)
+    microphone = source.Microphone(None)
+    tone = np.sin(2 * np.pi * 440 * np.arange(48000 * 2) / 48000).astype(np.float32) * 0.5  # 2 s of A4 at 48 kHz
+    with microphone.running() as queue:
+        stream = sd.streams[-1]
+        assert (stream.samplerate, stream.blocksize) == (48000, 4800)
+        for i in range(0, len(tone), stream.blocksize):
+            stream.callback(tone[i: i + stream.blocksize, None], stream.blocksize, None, source._Flags)
+        audio, _ = queue.take(SAMPLE_RATE)
+    assert abs(len(audio) - 2 * SAMPLE_RATE) < SAMPLE_RATE // 10  # 16 kHz (less the resampler's delay)
+    spectrum = np.abs(np.fft.rfft(audio[SAMPLE_RATE // 10:]))
+    assert np.fft.rfftfreq(len(audio) - SAMPLE_RATE // 10, 1 / SAMPLE_RATE)[np.argmax(spectrum)] == pytest.approx(440, abs=2)
+    assert microphone.name == "USB mic" and queue.level == pytest.approx(0.5, abs=0.01)
+
+
 def test_devices_are_found_by_index_or_name():
     sd = FakeSoundDevice([{"name": "HDA Intel: ALC (hw:0,0)", "max_input_channels": 2, "default_samplerate": 48000},
                           {"name": "HDMI out", "max_input_channels": 0, "default_samplerate": 48000},
@@ -331,10 +411,13 @@ def test_no_portaudio_or_no_input_device_is_one_line_error(tmp_path):
 
         if any(d["max_input_channels"] > 0 for d in sounddevice.query_devices()):
             pytest.skip("this machine has an input device")
-        words = ("no audio input device",)
+        listed = subprocess.run([sys.executable, "-m", "specvoice", "listen", "--list-devices"], capture_output=True,
+                                text=True, env=env, timeout=300)
+        assert listed.returncode == 0 and listed.stdout.strip() == source.NO_INPUT_DEVICE, listed
+        commands, words = [["listen"]], ("no audio input device",)
     else:
-        words = ("PortAudio library not found", "libportaudio2")
-    for args in (["listen"], ["listen", "--list-devices"]):
+        commands, words = [["listen"], ["listen", "--list-devices"]], ("PortAudio library not found", "libportaudio2")
+    for args in commands:
         result = subprocess.run([sys.executable, "-m", "specvoice", *args], capture_output=True, text=True, env=env,
                                 timeout=300)
         assert_one_line_error(result, *words)
@@ -459,11 +542,44 @@ def test_the_words_after_an_early_end_are_committed_at_the_end_of_input():
     transcriber = EarlyEndingTranscriber(SENTENCES, stops_early=lambda start, end: start == 0 and end > 3.0)
     streamer, _ = listen_with(WhisperRecognizer(transcriber), position_audio(4.5, [(0, 4.5)]))
     assert "".join(c.word.text for c in streamer.state.committed) == " a c e g i k m o"
-    assert [start for start, _, _ in transcriber.calls] == [0, 0, 0, 0, 1.4, 0, 1.4]
+    # the last decode is the one that spells the whole buffer (no timestamps) as its words leave it
+    assert [start for start, _, _ in transcriber.calls] == [0, 0, 0, 0, 1.4, 0, 1.4, 0]
     # with the VAD, the silence after the last word (1.5 s at the utterance's last decode, with steps of 1.5 s)
     # is not speech left to decode: no continuation on it
     transcriber = EarlyEndingTranscriber(SENTENCES[:2], stops_early=lambda start, end: False)
     streamer, _ = listen_with(WhisperRecognizer(transcriber), position_audio(5.0, [(0, 3.0)]), step=1.5, vad=True)
     assert "".join(c.word.text for c in streamer.state.committed) == " a c e g i k"
-    assert [end for _, end, _ in transcriber.calls] == pytest.approx([1.472, 2.976, 4.480])
+    assert [end for _, end, _ in transcriber.calls] == pytest.approx([1.472, 2.976, 4.480, 5.0])
     assert all(start == 0 for start, _, _ in transcriber.calls)
+
+
+def test_the_live_region_shows_the_newest_lines_that_fit_above_the_status_line():
+    from rich.console import Console
+    from rich.text import Text
+
+    from specvoice.listen.view import region_lines
+
+    console = Console(width=30, height=6, force_terminal=True)
+    status = Text("● listening 0:07 ━━━━━━━━ a_long_file_name.wav · base · ar")
+    words = " ".join(f"w{i}" for i in range(40))
+    lines = [line.plain for line in region_lines(console, Text(words), status, 30, 6)]
+    assert len(lines) == 5  # four rows of text (a row is kept for the cursor) and the status line
+    assert lines[-2].endswith("w39") and words.endswith(" ".join(lines[:-1]))  # the newest words, whole
+    assert all(len(line) <= 30 for line in lines) and len(lines[-1]) == 29 and lines[-1].endswith("…")
+    short = [line.plain for line in region_lines(console, Text("hello there"), status, 30, 6)]
+    assert short[0] == "hello there" and len(short) == 2
+    assert len(region_lines(console, Text(""), status, 30, 6)) == 1  # nothing heard yet: the status line alone
+
+
+def test_the_status_line_names_the_input_model_method_time_and_level():
+    from specvoice.listen.view import Status, status_line
+
+    queue = source.AudioQueue()
+    block = np.full((SAMPLE_RATE, 1), 0.5, np.float32)  # 1 s at -6 dBFS
+    queue.callback(block, SAMPLE_RATE, None, source._Flags)
+    queue.callback(block, SAMPLE_RATE, None, source._Flags)
+    status = Status("USB mic", "base", "ar", queue)
+    assert status_line(status, "listening").plain == "● listening 0:02 ━━━━━━━─ USB mic · base · ar"
+    assert status_line(status, "interrupted").plain == "■ interrupted 0:02 USB mic · base · ar"
+    queue.latest_at -= 1.0  # no audio for a second: the meter falls
+    assert "──────── USB mic" in status_line(status, "listening").plain

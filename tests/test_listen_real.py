@@ -25,15 +25,15 @@ from specvoice.transcribe import Transcriber
 pytestmark = pytest.mark.real
 
 
-def record_decodes(transcriber: Transcriber) -> list[tuple[np.ndarray, int, list[int], list[int]]]:
-    """Keeps every window decode's audio, frames, prompt and tokens (an update's decode of the buffer and any
-    continuation of it)."""
+def record_decodes(transcriber: Transcriber) -> list[tuple[np.ndarray, int, bool, list[int], list[int]]]:
+    """Keeps every window decode's audio, frames, timestamps, prompt and tokens (an update's decode of the buffer
+    and any continuation of it, and the decode without timestamps that spells words leaving the buffer)."""
     decodes = []
     decode_window = transcriber.decode_window
 
     def recorded(window, frames, timestamps, language, stats, timing, previous=(), free_drafts=None):
         tokens, language = decode_window(window, frames, timestamps, language, stats, timing, previous, free_drafts)
-        decodes.append((window.copy(), frames, list(previous), tokens))
+        decodes.append((window.copy(), frames, timestamps, list(previous), tokens))
         return tokens, language
 
     transcriber.decode_window = recorded
@@ -63,9 +63,9 @@ def test_every_update_is_token_identical_to_ar_and_the_free_draft_saves_passes(r
     streamer, recognizer = stream(both, audio, step=1.5)
     ar = Transcriber(real_models["base"], None, DecodingOptions("ar", language="en"))
     plain = 0
-    for window, frames, prompt, tokens in decodes:
+    for window, frames, timestamps, prompt, tokens in decodes:
         stats = DecodeStats()
-        expected, _ = ar.decode_window(window, frames, True, "en", stats, {"encoder": 0, "decoder": 0},
+        expected, _ = ar.decode_window(window, frames, timestamps, "en", stats, {"encoder": 0, "decoder": 0},
                                        previous=prompt)
         assert tokens == expected
         plain += stats.target_passes
@@ -90,6 +90,18 @@ def test_the_committed_transcript_is_as_good_as_the_offline_one(real_models, int
         live = "".join(c.word.text for c in streamer.state.committed)
         for text in (o.transcribe(audio).text for o in offline):
             assert word_errors(clip["text"], live).rate <= word_errors(clip["text"], text).rate + 0.02, (text, live)
+
+
+def test_the_committed_text_is_transcribes_punctuation_included(real_models, int8_base):
+    pytest.importorskip("faster_whisper", reason="the Silero VAD model ships with faster-whisper (extra 'vad')")
+    from specvoice.listen.session import transcript
+
+    # listen's CPU defaults against transcribe's on the same audio: JFK pauses after "Americans" and "for you"
+    # (the timestamped decodes commit "Americans ask not", "for you." there)
+    audio = load_audio(SPEECH / "whisper_jfk.wav")
+    streamer, recognizer = stream(Transcriber(int8_base, real_models["tiny.en"], DecodingOptions()), audio, vad=True)
+    offline = Transcriber(int8_base, real_models["tiny.en"], DecodingOptions()).transcribe(audio).text
+    assert transcript(streamer, "en", recognizer.stats, len(audio) / SAMPLE_RATE).text == offline
 
 
 def _asoundrc(home, infile):
@@ -136,8 +148,8 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
     deadline = time.monotonic() + 600
     while not any("country" in line for line in lines) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.5)
-    process.send_signal(signal.SIGINT)  # Ctrl-C: commit what is left, write the files, exit 0
-    assert process.wait(timeout=120) == 0, process.stderr.read()
+    process.send_signal(signal.SIGINT)  # Ctrl-C: commit what is left, write the files, exit 130
+    assert process.wait(timeout=120) == 130, process.stderr.read()
     reader.join(timeout=10)
     stop.set()
     feeder.join(timeout=10)

@@ -34,7 +34,7 @@ WAYS = {  # name: (method, previous-hypothesis draft)
 
 
 class _Silent:
-    def show(self, committed, tentative, lines) -> None:
+    def show(self, finished, pending, tentative) -> None:
         pass
 
 

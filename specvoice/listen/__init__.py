@@ -6,8 +6,8 @@ from .recognizer import WhisperRecognizer
 from .session import StreamMeasures, measure, run, transcript
 from .source import AudioQueue, FileReplay, Microphone, describe_devices
 from .stream import Streamer
-from .view import LineView, LiveView
+from .view import LineView, LiveView, Status
 
 __all__ = ["AudioQueue", "FileReplay", "Hypothesis", "LineView", "LiveView", "Microphone", "SegmentEnd",
-           "StreamMeasures", "Streamer", "WhisperRecognizer", "Word", "describe_devices", "measure", "run",
+           "Status", "StreamMeasures", "Streamer", "WhisperRecognizer", "Word", "describe_devices", "measure", "run",
            "transcript"]

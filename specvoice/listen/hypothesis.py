@@ -9,6 +9,7 @@ to drop words the buffer no longer holds).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 
 TIME_PER_TIMESTAMP = 0.02
 
@@ -44,6 +45,18 @@ class Hypothesis:
     target_passes: int = 0
     encoder_seconds: float = 0.0
     decoder_seconds: float = 0.0
+
+
+def respelled(words: list[Word], heard: list[Word]) -> list[Word]:
+    """`words` with the text (punctuation, capitals) and tokens of the words of `heard` they align with by key;
+    times, and words `heard` lacks, stay as they were."""
+    result = list(words)
+    matcher = SequenceMatcher(None, [w.key for w in words], [w.key for w in heard], autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            result[block.a + k] = replace(words[block.a + k], text=heard[block.b + k].text,
+                                          tokens=heard[block.b + k].tokens)
+    return result
 
 
 def timed_words(tokenizer, tokens: list[int], buffer_seconds: float) -> tuple[list[Word], list[SegmentEnd]]:

@@ -60,12 +60,22 @@ class WhisperRecognizer:
         words, ends = timed_words(self.tokenizer, tokens, len(audio) / SAMPLE_RATE)
         return Hypothesis(words, ends, tokens, stats.target_passes, timing["encoder"], timing["decoder"])
 
+    def spell(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis:
+        """The buffer decoded once as `transcribe` decodes a clip of up to 30 s (no timestamps): the text whose
+        punctuation and capitals the committed words take when they leave the buffer (the timestamped decodes
+        punctuate otherwise: "Americans ask not" for offline "Americans, ask not")."""
+        stats, timing = DecodeStats(), {"encoder": 0.0, "decoder": 0.0}
+        language = self.language if self._language_settled else None
+        tokens, _ = self._decode(audio, prompt, language, stats, timing, timestamps=False)
+        words, _ = timed_words(self.tokenizer, tokens, len(audio) / SAMPLE_RATE)
+        return Hypothesis(words, [], tokens, stats.target_passes, timing["encoder"], timing["decoder"])
+
     def _decode(self, audio: np.ndarray, prompt: list[int], language: str | None, stats: DecodeStats,
-                timing: dict) -> tuple[list[int], str | None]:
-        # The previous hypothesis is timed from the buffer start: for a continuation, whose clock starts later,
-        # only its text is found by the lookup, which is what matters.
+                timing: dict, timestamps: bool = True) -> tuple[list[int], str | None]:
+        # The previous hypothesis is timed from the buffer start: for a continuation, whose clock starts later
+        # (or a decode without timestamps), only its text is found by the lookup, which is what matters.
         drafts = [self.previous] if self.previous_draft and self.previous else None
-        return self.transcriber.decode_window(audio, len(audio) // HOP, True, language, stats, timing,
+        return self.transcriber.decode_window(audio, len(audio) // HOP, timestamps, language, stats, timing,
                                               previous=prompt, free_drafts=drafts)
 
     def _continued(self, audio: np.ndarray, speech_seconds: float, prompt: list[int], tokens: list[int],

@@ -42,7 +42,7 @@ def measure(streamer: Streamer, audio_seconds: float) -> StreamMeasures:
     state = streamer.state
     delays = np.array([c.delay for c in state.committed])
     updates = len(state.updates) or 1
-    compute = sum(u.encoder_seconds + u.decoder_seconds for u in state.updates)
+    compute = sum(u.encoder_seconds + u.decoder_seconds for u in state.updates + state.spellings)
     return StreamMeasures(len(delays), float(np.median(delays)) if len(delays) else None,
                           float(np.percentile(delays, 90)) if len(delays) else None,
                           compute / audio_seconds if audio_seconds else 0.0, len(state.updates),
@@ -52,7 +52,7 @@ def measure(streamer: Streamer, audio_seconds: float) -> StreamMeasures:
 
 
 def _groups(committed: list[Committed]) -> list[list[Committed]]:
-    """One group per sentence; an utterance's end always ends one."""
+    """One group per sentence; an utterance's end (the buffer emptied) always ends one."""
     groups: list[list[Committed]] = []
     for i, c in enumerate(committed):
         if not groups or _ends(groups[-1][-1]) or groups[-1][-1].utterance != c.utterance:
@@ -91,14 +91,16 @@ class LineBreaker:
 
 def transcript(streamer: Streamer, language: str | None, stats: DecodeStats, audio_seconds: float) -> Transcript:
     found = segments(streamer.state.committed)
-    updates = streamer.state.updates
+    updates = streamer.state.updates + streamer.state.spellings
     return Transcript("".join(s.text for s in found).strip(), found, language, audio_seconds, stats,
                       sum(u.encoder_seconds for u in updates), sum(u.decoder_seconds for u in updates),
                       [t for s in found for t in s.tokens])
 
 
-def run(streamer: Streamer, audio_queue, step: float, view, warn) -> None:
-    """Drain the queue into the streamer every `step` seconds of audio until the input ends or Ctrl-C."""
+def run(streamer: Streamer, audio_queue, step: float, view, warn) -> bool:
+    """Drain the queue into the streamer every `step` seconds of audio until the input ends or Ctrl-C (then
+    True). The view is shown the finished lines (sentences whose words are final), the other committed words
+    and the tentative ones."""
     breaker = LineBreaker()
     overflows = 0
     try:
@@ -113,13 +115,14 @@ def run(streamer: Streamer, audio_queue, step: float, view, warn) -> None:
                 streamer.finish()
             _show(view, streamer, breaker, ended)
             if ended:
-                return
+                return False
     except KeyboardInterrupt:
         streamer.finish(decode=False)
         _show(view, streamer, breaker, True)
+        return True
 
 
 def _show(view, streamer: Streamer, breaker: LineBreaker, final: bool) -> None:
     state = streamer.state
-    view.show([c.word for c in state.committed], state.tentative, breaker.lines(state.committed, streamer.utterance,
-                                                                                final))
+    lines = breaker.lines(state.committed[: streamer.final], streamer.utterance, final)
+    view.show(lines, [c.word for c in state.committed[breaker.done:]], state.tentative)

@@ -18,6 +18,8 @@ from ..audio import SAMPLE_RATE
 from ..errors import SpecvoiceError
 
 BLOCK = SAMPLE_RATE // 10  # 0.1 s per callback
+LEVEL_HOLDS = 0.5  # seconds
+NO_INPUT_DEVICE = "no audio input device found (no sound card or microphone is visible to PortAudio)"
 INSTALL_HINT = "install the system library libportaudio2 (Debian/Ubuntu: sudo apt-get install libportaudio2)"
 
 
@@ -29,16 +31,28 @@ class AudioQueue:
         self.producer = producer
         self.received = 0  # samples queued so far
         self.overflows = 0
+        self.latest = np.zeros(0, np.float32)  # the last block, for the level meter
+        self.latest_at = 0.0  # when it came (time.monotonic)
 
-    def callback(self, indata: np.ndarray, frames: int, time, status) -> None:
+    def callback(self, indata: np.ndarray, frames: int, timing, status) -> None:
         """sounddevice's input callback signature: (indata[frames, channels], frames, time, CallbackFlags)."""
         if status and status.input_overflow:
             self.overflows += 1
-        self.blocks.put(indata[:frames, 0].astype(np.float32, copy=True))
+        self.latest = indata[:frames, 0].astype(np.float32, copy=True)
+        self.latest_at = time.monotonic()
+        self.blocks.put(self.latest)
         self.received += frames
 
     def end(self) -> None:
         self.blocks.put(None)
+
+    @property
+    def level(self) -> float:
+        """The last block's peak (0 to 1); 0 when no block came for LEVEL_HOLDS seconds (the input ended)."""
+        latest = self.latest
+        if not len(latest) or time.monotonic() - self.latest_at > LEVEL_HOLDS:
+            return 0.0
+        return float(np.abs(latest).max())
 
     @property
     def seconds(self) -> float:
@@ -131,7 +145,7 @@ def resolve_device(sd, device: str | None) -> int:
     """The input device's index: the system default, an index, or a unique part of a name."""
     devices = input_devices(sd)
     if not devices:
-        raise SpecvoiceError("no audio input device found (no sound card or microphone is visible to PortAudio)")
+        raise SpecvoiceError(NO_INPUT_DEVICE)
     if device is None:
         index = sd.default.device[0]
         return index if index is not None and index >= 0 else devices[0]["index"]
@@ -147,35 +161,67 @@ def resolve_device(sd, device: str | None) -> int:
 
 
 def describe_devices() -> list[str]:
+    """--list-devices: a line per input device (the default starred), or a line that says there is none."""
     sd = sounddevice()
     devices = input_devices(sd)
     if not devices:
-        raise SpecvoiceError("no audio input device found (no sound card or microphone is visible to PortAudio)")
+        return [NO_INPUT_DEVICE]
     default = sd.default.device[0]
     return [f"{'*' if d['index'] == default else ' '} {d['index']}: {d['name']} ({d['max_input_channels']} in, "
             f"{d['default_samplerate']:.0f} Hz)" for d in devices]
 
 
+class Resampled:
+    """A callback for blocks at `rate` that hands them on at 16 kHz. soxr's streaming resampler keeps its state
+    from block to block (no seams); a 0.1 s block takes it well under a millisecond, little enough for
+    PortAudio's thread."""
+
+    def __init__(self, rate: int, callback):
+        import soxr
+
+        self.resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        self.callback = callback
+
+    def __call__(self, indata: np.ndarray, frames: int, timing, status) -> None:
+        block = self.resampler.resample_chunk(np.ascontiguousarray(indata[:frames, 0], dtype=np.float32))
+        self.callback(block[:, None], len(block), timing, status)
+
+
 class Microphone:
-    """The input device at 16 kHz mono, its blocks queued by the callback."""
+    """The input device's blocks queued by the callback at 16 kHz mono. A device that refuses 16 kHz (many
+    take only 44.1 or 48 kHz) is opened at its default rate and resampled."""
 
     def __init__(self, device: str | None):
         self.sd = sounddevice()
         self.device = resolve_device(self.sd, device)
+        self.name = self.sd.query_devices(self.device)["name"]
         self.queue = AudioQueue()
         self.started = 0.0
 
     def clock(self) -> float:
         return time.monotonic() - self.started
 
+    def _stream(self, rate: int, callback):
+        return self.sd.InputStream(samplerate=rate, channels=1, dtype="float32", blocksize=rate // 10,
+                                   device=self.device, callback=callback)
+
+    def _open(self):
+        """An input stream at 16 kHz, or at the device's own rate behind a resampler."""
+        refused = (self.sd.PortAudioError, ValueError)
+        try:
+            return self._stream(SAMPLE_RATE, self.queue.callback)
+        except refused as exc:
+            reason = exc
+        rate = int(self.sd.query_devices(self.device)["default_samplerate"])
+        if rate != SAMPLE_RATE:
+            try:
+                return self._stream(rate, Resampled(rate, self.queue.callback))
+            except refused as exc:
+                reason = exc
+        raise SpecvoiceError(f"cannot open input device {self.device} ({self.name}): {reason}")
+
     @contextlib.contextmanager
     def running(self) -> Iterator[AudioQueue]:
-        sd = self.sd
-        try:
-            stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", blocksize=BLOCK,
-                                    device=self.device, callback=self.queue.callback)
-        except (sd.PortAudioError, ValueError) as exc:
-            raise SpecvoiceError(f"cannot open input device {self.device}: {exc}") from None
-        with stream:
+        with self._open():
             self.started = time.monotonic()
             yield self.queue

@@ -2,7 +2,14 @@
 at a committed segment end, and let voice activity skip silence and end utterances.
 
 After whisper_streaming's OnlineASRProcessor and VACOnlineASRProcessor; the recognizer behind it is any
-object with `recognize(audio, prompt, silence) -> Hypothesis`, `cut(segment_end)` and `reset()`.
+object with `recognize(audio, prompt, silence) -> Hypothesis`, `spell(audio, prompt) -> Hypothesis`,
+`cut(segment_end)` and `reset()`.
+
+Committed words keep their place, and the text the hypothesis that agreed on them gave them, while the buffer
+holds them; when they leave it (a cut, or the buffer emptied) they take the punctuation and capitals of the
+buffer decoded as `transcribe` decodes a clip (`spell`), and are final: a decode with timestamps, and one that
+has not heard what follows, punctuate otherwise ("Americans ask not", "for you." where offline Whisper writes
+"Americans, ask not", "for you, ask").
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from .agreement import LocalAgreement
-from .hypothesis import Hypothesis, SegmentEnd, Word
+from .hypothesis import Hypothesis, SegmentEnd, Word, respelled
 
 TRIM_AFTER = 15.0  # seconds: past this the buffer is cut at a committed segment end
 MAX_BUFFER = 30.0  # Whisper's window: a buffer that would outgrow it is committed and emptied
@@ -28,6 +35,8 @@ PRE_ROLL = 0.5  # seconds of silence kept before speech, so its first word is wh
 class Recognizer(Protocol):
     def recognize(self, audio: np.ndarray, prompt: list[int], silence: float) -> Hypothesis: ...
 
+    def spell(self, audio: np.ndarray, prompt: list[int]) -> Hypothesis: ...
+
     def cut(self, end: SegmentEnd) -> None: ...
 
     def reset(self) -> None: ...
@@ -35,7 +44,7 @@ class Recognizer(Protocol):
 
 @dataclass
 class Update:
-    """One re-decode of the buffer."""
+    """One decode of the buffer."""
 
     buffer_seconds: float
     target_passes: int
@@ -47,7 +56,7 @@ class Update:
 class Committed:
     word: Word  # absolute times
     at: float  # the audio clock when it was committed
-    utterance: int  # which utterance (VAD-ended stretch of speech) it belongs to
+    utterance: int  # which utterance it belongs to: the speech between two emptyings of the buffer
 
     @property
     def delay(self) -> float:
@@ -59,6 +68,7 @@ class StreamState:
     committed: list[Committed] = field(default_factory=list)
     tentative: list[Word] = field(default_factory=list)
     updates: list[Update] = field(default_factory=list)
+    spellings: list[Update] = field(default_factory=list)  # the decodes that give leaving words their text
 
 
 class Streamer:
@@ -81,6 +91,11 @@ class Streamer:
         self.utterance = 0
         self.paused_decodes = 0  # decodes since the last speech
         self.undecoded = False  # audio arrived since the last decode
+
+    @property
+    def final(self) -> int:
+        """How many committed words have left the buffer: their text is final."""
+        return self.agreement.left
 
     @property
     def buffer_seconds(self) -> float:
@@ -109,7 +124,8 @@ class Streamer:
         return self._update()
 
     def finish(self, decode: bool = True) -> list[Word]:
-        """End of input (decode what is new, then commit everything) or an interrupt (commit at once)."""
+        """End of input (decode what is new, then commit everything) or an interrupt (commit the tentative words
+        as they are; only the decode that spells the buffer's words runs)."""
         # The end can come after the last audio rather than with it: its samples short of a VAD frame are fed then.
         words = self.feed(self.pending[:0], last=True) if decode and len(self.pending) else []
         if decode and self.undecoded and (self.speaking or self.speech is None):
@@ -117,8 +133,8 @@ class Streamer:
         return words + self._flush()
 
     def _pause(self) -> list[Word]:
-        """The speaker paused: decode once more. The utterance ends (its words all committed; the audio stays as
-        the next one's context) when that decode leaves nothing tentative, or at the next decode in the pause.
+        """The speaker paused: decode once more. The words spoken are all committed (the audio stays as the
+        context of what follows) when that decode leaves nothing tentative, or at the next decode in the pause.
 
         The last word before a pause was usually heard cut off by the decode before, so it waits for one more.
         Committing it at once would freeze a guess: JFK's "ask not", decoded before what follows the pause, is
@@ -132,7 +148,6 @@ class Streamer:
         self._record(flushed)
         self.speaking = False
         self.paused_decodes = 0
-        self.utterance += 1
         return words + flushed
 
     def _append(self, audio: np.ndarray) -> None:
@@ -178,6 +193,7 @@ class Streamer:
             cuts = [end for end in hypothesis.segment_ends if end.time > 0 and end.words <= committed_words]
             if cuts:
                 end = cuts[-1]
+                self._respell()
                 self.agreement.leave(end.words, committed_words)
                 self.recognizer.cut(end)
                 self._drop(int(round(end.time * SAMPLE_RATE)))
@@ -192,6 +208,7 @@ class Streamer:
     def _flush(self) -> list[Word]:
         words = self.agreement.flush()
         self._record(words)
+        self._respell()
         self.agreement.leave_all()
         self.recognizer.reset()
         self._drop(len(self.buffer))
@@ -200,6 +217,19 @@ class Streamer:
         self.undecoded = False
         self.utterance += 1
         return words
+
+    def _respell(self) -> None:
+        """The committed words in the buffer take the text of the buffer decoded as `transcribe` would."""
+        left = self.agreement.left
+        if left == len(self.agreement.committed):
+            return
+        heard = self.recognizer.spell(self.buffer, self._prompt())
+        self.state.spellings.append(Update(self.buffer_seconds, heard.target_passes, heard.encoder_seconds,
+                                           heard.decoder_seconds))
+        words = respelled(self.agreement.committed[left:], heard.words)
+        self.agreement.committed[left:] = words
+        for committed, word in zip(self.state.committed[left:], words):
+            committed.word = word
 
     def _record(self, words: list[Word]) -> None:
         now = self.clock()
