@@ -80,7 +80,7 @@ def test_a_folder_input_keeps_relative_paths_so_equal_names_do_not_collide(tmp_p
 def test_a_name_the_file_system_refuses_is_one_problem_and_the_rest_are_kept(tmp_path):
     """A 260-byte name cannot even be looked up (ENAMETOOLONG): issue 27 saw it stop the whole batch."""
     good = wav(tmp_path / "good.wav", 4000)
-    inputs, problems = gather([tmp_path / ("x" * 256 + ".wav"), good], None, [], io.BytesIO())
+    inputs, problems, _ = gather([tmp_path / ("x" * 256 + ".wav"), good], None, [], io.BytesIO())
     assert [i.name for i in inputs] == [str(good)]
     assert len(problems) == 1 and problems[0].endswith(".wav: cannot open (file name too long)"), problems
 
