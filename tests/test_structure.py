@@ -34,12 +34,13 @@ ALLOWED = {
     "transcribe": BASE | {"engine", "whisper", "audio", "options", "transcript"},
     "synthesize": BASE | {"engine", "audio", "options", "models", "bark", "llasa", "hibari"},
     "listen": BASE | {"engine", "whisper", "audio", "options", "transcript", "transcribe"},
+    "distill": BASE | {"engine", "whisper", "audio", "options"},
     "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "synthesize",
                      "listen"},
     "cli": None,  # the top: anything
     "__main__": None,
 }
-PIPELINES = {"transcribe", "synthesize", "listen"}
+PIPELINES = {"transcribe", "synthesize", "listen", "distill"}
 
 
 def specvoice_imports(path: Path) -> list[str]:

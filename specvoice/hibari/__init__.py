@@ -32,6 +32,7 @@ class HibariVoice:
         self._tts = Hibari(voice=name, model=path)
         self.sample_rate = self._tts.sample_rate
 
-    def speak(self, text: str, seed: int) -> np.ndarray:
-        """Float32 audio at sample_rate for one sentence (seeded: hibari adds a noise component)."""
-        return np.asarray(self._tts(text, seed=seed), dtype=np.float32)
+    def speak(self, text: str, seed: int, speed: float = 1.0) -> np.ndarray:
+        """Float32 audio at sample_rate for one sentence (seeded: hibari adds a noise component); speed > 1 is
+        faster speech."""
+        return np.asarray(self._tts(text, speed=speed, seed=seed), dtype=np.float32)
