@@ -306,8 +306,8 @@ class DistillOptions:
                            min=0)
     repeats: int = option(3, "Times the built-in public-domain corpus is spoken (cut into other pieces each time).",
                           min=1, max=20)
-    epochs: int = option(8, "Passes over the spoken corpus.", min=1, max=100)
-    learning_rate: float = option(5e-4, "Peak learning rate (one-cycle schedule).", min=1e-6, max=1e-1)
+    epochs: int = option(6, "Passes over the spoken corpus.", min=1, max=100)
+    learning_rate: float = option(2e-4, "Peak learning rate (one-cycle schedule).", min=1e-6, max=1e-1)
     seed: int = option(0, "Seed of the voice, the cuts and the training order: the same seed, the same draft.")
 
     def __post_init__(self):

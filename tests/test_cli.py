@@ -34,7 +34,7 @@ def test_help_lists_only_working_commands():
     result = specvoice("--help")
     assert result.returncode == 0
     commands = set(re.findall(r"│ (\w+)\s{2,}", result.stdout))
-    assert commands == {"transcribe", "listen", "synthesize", "bench"}
+    assert commands == {"transcribe", "listen", "synthesize", "bench", "distill"}
 
 
 @pytest.mark.parametrize("args, words", [

@@ -139,3 +139,46 @@ def test_distillation_teaches_a_tiny_draft_the_targets_tokens(one_thread):
     assert result.examples == 18 and result.held_out.positions > 0
     assert after.positions == before.positions
     assert after.rate > before.rate + 0.3
+
+
+@pytest.mark.real
+def test_shipped_draft_loads_offline_and_gives_the_greedy_tokens(int8_base, manifest):
+    """The draft that ships for base loads from the package (no download: HF_HUB_OFFLINE in the test run changes
+    nothing for it) and, on real clips, short and long form, specasr with it gives exactly ar's tokens."""
+    from conftest import SPEECH
+    from specvoice.audio import load_audio
+    from specvoice.models import load_draft
+    from specvoice.options import DecodingOptions
+    from specvoice.transcribe import Transcriber
+    from specvoice.whisper.shallow import SHALLOW, shipped_draft
+
+    assert shipped_draft("base") is not None and shipped_draft("tiny.en") is None
+    draft = load_draft(SHALLOW, int8_base)
+    assert isinstance(draft, ShallowDraft) and draft.name == SHALLOW
+    long_form = min((row for row in manifest if row["seconds"] > 30), key=lambda row: row["seconds"])
+    clips = [row for row in manifest if row["seconds"] <= 30][:4] + [long_form]
+    for row in clips:
+        audio = load_audio(SPEECH / row["audio"])
+        for timestamps in (False, True):
+            options = dict(language="en", timestamps=timestamps)
+            expected = Transcriber(int8_base, None, DecodingOptions("ar", **options)).transcribe(audio).tokens
+            got = Transcriber(int8_base, draft, DecodingOptions("specasr", **options)).transcribe(audio)
+            assert got.tokens == expected, (row["id"], timestamps)
+            assert got.stats.accepted > 0, row["id"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("distill", "-o", "draft.pt"), ("draft.pt", ".safetensors")),
+    (("distill", "-o", "d.safetensors", "--shares", "0,x"), ("--shares", "0,x")),
+    (("distill", "-o", "d.safetensors", "--shares", "1,1"), ("--shares 1,1", "distinct")),
+    (("distill", "-o", "d.safetensors", "--epochs", "0"), ("--epochs",)),
+    (("transcribe", "CLIP", "--method", "specasr", "--draft", "missing.safetensors"), ("missing.safetensors",)),
+    (("transcribe", "CLIP", "-m", "tiny.en", "--method", "specasr", "--draft", "shallow"), ("tiny.en", "distill")),
+])
+def test_distill_and_draft_file_bad_input_is_one_line(tmp_path, args, words):
+    from conftest import SPEECH
+    from test_cli import assert_one_line_error, specvoice
+
+    args = [str(SPEECH / "whisper_jfk.wav") if arg == "CLIP" else arg for arg in args]
+    assert_one_line_error(specvoice(*args, cwd=tmp_path), *words)
+    assert not list(tmp_path.glob("*.safetensors*"))

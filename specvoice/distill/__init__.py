@@ -35,7 +35,7 @@ def gather(target: WhisperModel, speak: Speak, settings: DistillOptions, texts: 
            progress: Callable[[int], None] = lambda done: None) -> list[Example]:
     examples = []
     for repeat in range(settings.repeats):
-        for example in teach(target, speak, settings.shares, texts or passages(), settings.seed + 1000 * repeat):
+        for example in teach(target, speak, settings.shares, texts or passages(), settings.seed + repeat):
             examples.append(example)
             progress(len(examples))
     return examples
