@@ -15,8 +15,8 @@ from rich.text import Text
 
 from .errors import SpecvoiceError
 from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_LIVE, PANEL_OUTPUT, PANEL_TEXT,
-                      TASKS, TTS_METHODS, BatchOptions, DecodingOptions, ListenOptions, ModelOptions, OptionError,
-                      SynthesisOptions, describe)
+                      TASKS, TTS_METHODS, BatchOptions, DecodingOptions, DistillOptions, ListenOptions, ModelOptions,
+                      OptionError, SynthesisOptions, describe)
 from .transcript import FORMATS
 
 # rich_markup_mode=None: click's plain help layout, which keeps every option name whole at 80 columns (typer's
@@ -209,7 +209,7 @@ def _record(models: ModelOptions, draft: Optional[str], options: DecodingOptions
 
     return {"model": models.model, "draft": draft, "method": options.method, "options": asdict(options),
             "versions": {"specvoice": version("specvoice"), "model": weights_version(models.model),
-                         **({"draft": weights_version(draft)} if draft else {})}}
+                         **({"draft": weights_version(draft, models.model)} if draft else {})}}
 def _formats(output_dir: Optional[Path], output_format: Optional[OutputFormat]) -> list[str]:
     if output_format is None:
         return ["txt"] if output_dir else []
@@ -223,7 +223,7 @@ def _load_models(models: ModelOptions, draft: Optional[str]):
     import torch
 
     from .engine import ops
-    from .models import load_whisper
+    from .models import load_draft, load_whisper
 
     if models.threads:
         torch.set_num_threads(models.threads)
@@ -231,7 +231,7 @@ def _load_models(models: ModelOptions, draft: Optional[str]):
     ops.activate(models.kernel_ops(placement.device))
     target = load_whisper(models.model, placement.device, placement.dtype, placement.int8)
     # The draft's own precision is its decoder's business (int8 on the CPU: its errors cost only speed).
-    return target, (load_whisper(draft, placement.device, placement.dtype) if draft else None), placement
+    return target, (load_draft(draft, target, placement.device, placement.dtype) if draft else None), placement
 
 
 def _load_targets(precisions: list[ModelOptions], draft: Optional[str]):
@@ -597,6 +597,61 @@ def _bench_stream(clips, models: ModelOptions, draft: str, listening: ListenOpti
     typer.echo(markdown(rows), nl=False)
     written = write_stream_reports(results, rows, output_dir)
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+
+
+@app.command()
+def distill(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the trained draft goes (a .safetensors file); pass it to transcribe as --draft FILE.")],
+    model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
+    shares: Annotated[str, typer.Option(help=describe(DistillOptions, "shares")["help"])] = ",".join(map(str, DistillOptions.shares)),
+    frequent: Annotated[int, _option(DistillOptions, "frequent")] = DistillOptions.frequent,
+    repeats: Annotated[int, _option(DistillOptions, "repeats")] = DistillOptions.repeats,
+    epochs: Annotated[int, _option(DistillOptions, "epochs")] = DistillOptions.epochs,
+    learning_rate: Annotated[float, _option(DistillOptions, "learning_rate")] = DistillOptions.learning_rate,
+    seed: Annotated[int, _option(DistillOptions, "seed")] = DistillOptions.seed,
+    threads: Annotated[Optional[int], _option(ModelOptions, "threads")] = ModelOptions.threads,
+) -> None:
+    """Train a shallow draft for a target: a few of its decoder layers that read its own encoder output, with a
+    small output vocabulary, taught to say the target's own greedy tokens (no labels) on audio the offline voice
+    speaks from a built-in public-domain text. Runs on the CPU; the draft for base ships (--draft shallow)."""
+    if output.suffix != ".safetensors":
+        raise SpecvoiceError(f"{output}: a draft file ends in .safetensors")
+    if output.is_dir():
+        raise SpecvoiceError(f"{output}: is a folder; give a file name such as draft.safetensors")
+    try:
+        layers = tuple(int(part) for part in shares.split(","))
+    except ValueError:
+        raise SpecvoiceError(f"--shares {shares!r}: give layer numbers such as 0,5") from None
+    settings = DistillOptions(layers, frequent, repeats, epochs, learning_rate, seed)
+    import torch
+
+    from .distill import distill as train_draft, gather
+    from .hibari import HibariVoice
+    from .models import load_whisper
+
+    if threads:
+        torch.set_num_threads(threads)
+    target = load_whisper(model, int8=True)  # the CPU's exact target: the draft learns what it says
+    if max(layers) >= target.model.config.decoder_layers:
+        raise SpecvoiceError(f"--shares {shares}: {model} has decoder layers 0 to {target.model.config.decoder_layers - 1}")
+    voice = HibariVoice()
+
+    def speak(text: str, speed: float, voice_seed: int):
+        return voice.speak(text, voice_seed, speed), voice.sample_rate
+
+    def progress(done: int) -> None:
+        if done % 50 == 0:
+            stderr.print(f"taught {done} pieces", markup=False)
+
+    examples = gather(target, speak, settings, progress=progress)
+    result = train_draft(target, examples, settings,
+                         report=lambda epoch, loss: stderr.print(f"epoch {epoch}: loss {loss:.3f}", markup=False))
+    partial = output.with_name(output.name + ".partial")
+    result.draft.save(partial)
+    partial.replace(output)
+    print(f"{output}: draft for {model} ({len(result.draft.vocabulary)} tokens, layers {shares}) trained on "
+          f"{result.examples} pieces; agrees with the target on {result.held_out.rate:.1%} of "
+          f"{result.held_out.positions} held-out tokens")
 
 
 def _interrupted(signum, frame) -> None:

@@ -369,3 +369,24 @@ class ListenOptions:
 
     def __post_init__(self):
         _check_limits(self)
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    """How `specvoice distill` trains a shallow draft for a target."""
+
+    shares: tuple[int, ...] = option((0, 5), "Target decoder layers the draft's layers start from (comma-separated); "
+                                             "the draft reads their cross-attention keys/values.")
+    frequent: int = option(4096, "Draft vocabulary: this many of the lowest (most frequent) text token ids, plus "
+                                 "every token the target said in training, every special and timestamp token.",
+                           min=0)
+    repeats: int = option(3, "Times the built-in public-domain corpus is spoken (cut into other pieces each time).",
+                          min=1, max=20)
+    epochs: int = option(6, "Passes over the spoken corpus.", min=1, max=100)
+    learning_rate: float = option(2e-4, "Peak learning rate (one-cycle schedule).", min=1e-6, max=1e-1)
+    seed: int = option(0, "Seed of the voice, the cuts and the training order: the same seed, the same draft.")
+
+    def __post_init__(self):
+        if not self.shares or len(set(self.shares)) != len(self.shares) or min(self.shares) < 0:
+            raise SpecvoiceError(f"--shares {','.join(map(str, self.shares))}: give distinct layer numbers such as 0,5")
+        _check_limits(self)

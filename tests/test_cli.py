@@ -32,7 +32,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> N
         assert word in lines[0], lines[0]
 
 
-COMMANDS = ("transcribe", "listen", "synthesize", "bench")
+COMMANDS = ("transcribe", "listen", "synthesize", "bench", "distill")
 
 
 def test_help_lists_only_working_commands():

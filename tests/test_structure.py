@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from specvoice.cli import app
-from specvoice.options import DecodingOptions, ListenOptions, ModelOptions, SynthesisOptions, describe
+from specvoice.options import DecodingOptions, DistillOptions, ListenOptions, ModelOptions, SynthesisOptions, describe
 
 PACKAGE = Path(__file__).resolve().parents[1] / "specvoice"
 
@@ -34,12 +34,13 @@ ALLOWED = {
     "transcribe": BASE | {"engine", "whisper", "audio", "options", "transcript"},
     "synthesize": BASE | {"engine", "audio", "options", "models", "bark", "llasa", "hibari"},
     "listen": BASE | {"engine", "whisper", "audio", "options", "transcript", "transcribe"},
+    "distill": BASE | {"engine", "whisper", "audio", "options"},
     "bench": BASE | {"engine", "whisper", "audio", "options", "transcript", "models", "transcribe", "synthesize",
                      "listen"},
     "cli": None,  # the top: anything
     "__main__": None,
 }
-PIPELINES = {"transcribe", "synthesize", "listen"}
+PIPELINES = {"transcribe", "synthesize", "listen", "distill"}
 
 
 def specvoice_imports(path: Path) -> list[str]:
@@ -105,7 +106,8 @@ def cli_parameters(command: str) -> dict:
                                               ("bench", ModelOptions), ("synthesize", SynthesisOptions),
                                               ("synthesize", ModelOptions), ("bench", ListenOptions),
                                               ("listen", ListenOptions), ("listen", DecodingOptions),
-                                              ("listen", ModelOptions)])
+                                              ("listen", ModelOptions), ("distill", DistillOptions),
+                                              ("distill", ModelOptions)])
 def test_cli_defaults_and_help_come_from_the_options(command, options):
     parameters = cli_parameters(command)
     shared = [f for f in fields(options) if f.name in parameters]
@@ -117,7 +119,10 @@ def test_cli_defaults_and_help_come_from_the_options(command, options):
             continue  # the bench always measures a draft: its default is the default draft, not "none"
         if command == "synthesize" and options is ModelOptions and f.name in ("model", "draft"):
             continue  # synthesize's model and draft are SynthesisOptions' (TTS models, not Whisper)
-        assert getattr(parameter.default, "value", parameter.default) == getattr(defaults, f.name), f.name
+        default = getattr(defaults, f.name)
+        if command == "distill" and f.name == "shares":
+            default = ",".join(map(str, default))  # a tuple, given on the command line as 0,5
+        assert getattr(parameter.default, "value", parameter.default) == default, f.name
         meta = describe(options, f.name, command)
         assert (parameter.help, parameter.rich_help_panel) == (meta["help"], meta["panel"]), f.name
         for bound in ("min", "max"):

@@ -17,6 +17,7 @@ from transformers.generation.utils import GenerationMixin
 from ..models import ctranslate2_folder
 from ..whisper.features import WINDOW_SAMPLES, WINDOW_SECONDS, log_mel
 from ..whisper.model import WhisperModel
+from ..whisper.shallow import ShallowDraft
 from .contestants import NORMALISED_TEXT, TOKENS, Run, synchronize
 
 COMPUTE_TYPES = ("int8", "float32")  # faster-whisper on the CPU: its recommended setting, and full precision
@@ -170,10 +171,13 @@ def _serve_faster_whisper(connection, folder: str, device: str, compute_type: st
         connection.send((text, seconds, memory.peak_mib()))
 
 
-def transformers_peers(target: WhisperModel, draft: WhisperModel | None) -> tuple[list, list[str]]:
+def transformers_peers(target: WhisperModel, draft: WhisperModel | ShallowDraft | None) -> tuple[list, list[str]]:
     peers, notes = [TransformersGenerate(target)], []
     if draft is None:
         notes.append("transformers-assisted skipped: no draft model (no method here needs one)")
+    elif isinstance(draft, ShallowDraft):
+        notes.append("transformers-assisted skipped: assisted generation takes a Whisper model as its assistant, "
+                     "not a shallow draft")
     elif not target.shares_vocabulary(draft):
         notes.append(f"transformers-assisted skipped: {target.name} and {draft.name} have different vocabularies, "
                      "which assisted generation cannot bridge")

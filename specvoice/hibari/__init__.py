@@ -52,6 +52,7 @@ class HibariVoice:
                     "them with English sounds"]
         return []
 
-    def speak(self, text: str, seed: int) -> np.ndarray:
-        """Float32 audio at sample_rate for one sentence (seeded: hibari adds a noise component)."""
-        return np.asarray(self._tts(text, seed=seed), dtype=np.float32)
+    def speak(self, text: str, seed: int, speed: float = 1.0) -> np.ndarray:
+        """Float32 audio at sample_rate for one sentence (seeded: hibari adds a noise component); speed > 1 is
+        faster speech."""
+        return np.asarray(self._tts(text, speed=speed, seed=seed), dtype=np.float32)

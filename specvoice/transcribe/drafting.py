@@ -17,6 +17,7 @@ from ..engine.stats import DecodeStats
 from ..options import DecodingOptions
 from ..whisper.decoder import WhisperDecoder
 from ..whisper.model import WhisperModel
+from ..whisper.shallow import ShallowDecoder, ShallowDraft
 from ..whisper.tokenizer import token_translator
 
 PRIOR_TOKENS_PER_SECOND = 8  # fast read speech is ~4 words (~6 tokens with punctuation) a second
@@ -29,14 +30,18 @@ def _unchanged(tokens: list[int]) -> list[int]:
 class Drafting:
     """A draft model working for a target under one method."""
 
-    def __init__(self, options: DecodingOptions, target: WhisperModel, draft: WhisperModel, approximate: bool = True):
-        """approximate=True: int8 weights on the CPU and an encoder that sees only the audio (see WhisperDecoder)."""
+    def __init__(self, options: DecodingOptions, target: WhisperModel, draft: WhisperModel | ShallowDraft,
+                 target_decoder: WhisperDecoder, approximate: bool = True):
+        """approximate=True: int8 weights on the CPU and an encoder that sees only the audio (see WhisperDecoder).
+        A shallow draft reads what `target_decoder` computed of each window, and speaks as the target does."""
         self.options = options
-        self.draft = draft
         self.target_stop = target.tokenizer.eot
-        self.decoder = WhisperDecoder(draft, approximate=approximate)
+        if isinstance(draft, ShallowDraft):
+            self.draft, self.decoder = target, ShallowDecoder(draft, target_decoder)
+        else:
+            self.draft, self.decoder = draft, WhisperDecoder(draft, approximate=approximate)
         # Comparing two ~51k-entry vocabularies costs ~0.1 s: decided here, once per pair.
-        self.shared = target.shares_vocabulary(draft)
+        self.shared = self.draft is target or target.shares_vocabulary(self.draft)
         self.to_target = _unchanged if self.shared else token_translator(draft.tokenizer, target.tokenizer)
         self.to_draft = _unchanged if self.shared else token_translator(target.tokenizer, draft.tokenizer)
 

@@ -30,6 +30,7 @@ from ..whisper.alignment import find_alignment
 from ..whisper.decoder import WhisperDecoder
 from ..whisper.features import FRAMES_PER_SECOND, HOP, WINDOW_FRAMES, WINDOW_SAMPLES, LogMel
 from ..whisper.model import WhisperModel
+from ..whisper.shallow import ShallowDraft
 from ..whisper.tokenizer import LANGUAGES
 from .drafting import Drafting
 from .words import add_word_timestamps, last_word_end
@@ -83,7 +84,7 @@ class _Try:
 
 
 class Transcriber:
-    def __init__(self, target: WhisperModel, draft: WhisperModel | None, options: DecodingOptions,
+    def __init__(self, target: WhisperModel, draft: WhisperModel | ShallowDraft | None, options: DecodingOptions,
                  approximate_draft: bool = True, notify: Callable[[str], None] | None = None):
         """`draft` is required by every method but ar, and ignored by ar (--method auto takes a given draft).
         `notify` hears notes for the user (e.g. that a language is drafted by lookup), each said once."""
@@ -92,7 +93,8 @@ class Transcriber:
         self.target_decoder = WhisperDecoder(target)
         # An English-only target refuses another language or translation here, before any audio is decoded.
         target.tokenizer.require(options.language, options.task)
-        self.drafting = Drafting(options, target, draft, approximate_draft) if options.needs_draft else None
+        self.drafting = Drafting(options, target, draft, self.target_decoder, approximate_draft) \
+            if options.needs_draft else None
         self.notify = notify or (lambda message: None)
         self._noted: set[str] = set()
 

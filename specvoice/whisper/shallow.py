@@ -1,0 +1,178 @@
+"""A shallow draft for a Whisper target: a few decoder layers of the target's width that read the target's own
+encoder output, with an output projection over a small draft vocabulary.
+
+Why it is cheap where a separate small model (tiny.en) is not:
+- no encoder of its own: each draft layer was initialised from a target layer and keeps that layer's
+  cross-attention key/value projections frozen, so its cross-attention keys and values are the target's own,
+  already computed once per window (and the draft reads only the frames that hold audio);
+- two layers instead of the target's six, in int8 on the CPU;
+- its output projection covers a few thousand token ids (FR-Spec's frequency-ranked head: the tokenizer's
+  low ids, the BPE's earliest merges, are its most frequent tokens; plus every special and timestamp token),
+  not 51,865. The target still verifies over its full vocabulary, so the text is unchanged.
+
+It is trained by `specvoice distill` to predict the target's own greedy tokens (specvoice/distill/).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import SpecvoiceError
+from ..engine.cache import StaticKVCache
+from .decoder import WhisperDecoder, _layer
+from .model import WhisperModel
+
+AUDIO_MARGIN = 50  # encoder frames (1 s) past the audio the draft still attends to
+OUTSIDE_VOCABULARY = -1e4  # a logit for tokens the draft cannot say: probability 0 after the softmax
+SHIPPED = Path(__file__).parent / "drafts"
+SHALLOW = "shallow"  # --draft shallow: the draft file that ships for the target
+KEPT_FROZEN = ("encoder_attn.k_proj", "encoder_attn.v_proj")  # the target's: its cross keys/values are reused
+
+
+def draft_vocabulary(target: WhisperModel, frequent: int, seen: list[int] = ()) -> torch.Tensor:
+    """Sorted token ids the draft can say: the `frequent` lowest text ids, the `seen` ones, every special and
+    timestamp token."""
+    eot, size = target.tokenizer.eot, target.model.config.vocab_size
+    ids = set(range(min(frequent, eot))) | {t for t in seen if t < size} | set(range(eot, size))
+    return torch.tensor(sorted(ids), dtype=torch.long)
+
+
+class ShallowDraft(nn.Module):
+    """The draft's own weights (the token and position tables and the cross keys/values are the target's)."""
+
+    def __init__(self, target: WhisperModel, shares: tuple[int, ...], vocabulary: torch.Tensor):
+        super().__init__()
+        decoder = target.model.model.decoder
+        config = target.model.config
+        self.target_name = target.name
+        self.name = SHALLOW  # what --draft named it (load_draft sets a file's path)
+        self.shares = tuple(shares)
+        self.heads = config.decoder_attention_heads
+        self.scaling = (config.d_model // self.heads) ** -0.5
+        self.layers = nn.ModuleList(copy.deepcopy(decoder.layers[i]).float() for i in self.shares)
+        self.final_norm = copy.deepcopy(decoder.layer_norm).float()
+        self.register_buffer("vocabulary", vocabulary.clone())
+        self.head = nn.Linear(config.d_model, len(vocabulary), bias=False)
+        with torch.no_grad():
+            self.head.weight.copy_(target.model.proj_out.weight[vocabulary].float())
+        for layer in self.layers:
+            for name in KEPT_FROZEN:
+                layer.get_submodule(name).requires_grad_(False)
+        self.embed_tokens = decoder.embed_tokens.weight.detach().float()  # the target's, not trained
+        self.embed_positions = decoder.embed_positions.weight.detach().float()
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """What a draft file holds: everything trained (not the target's frozen cross key/value projections)."""
+        return {name: value for name, value in self.state_dict().items()
+                if not any(f".{frozen}." in name for frozen in KEPT_FROZEN)}
+
+    def logits(self, tokens: torch.Tensor, cross: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Teacher-forced logits [n, draft vocabulary] of a chain from position 0 (for training); `cross`: each
+        layer's cross-attention keys and values [heads, frames, head_dim], as the target computed them."""
+        x = self.embed_tokens[tokens] + self.embed_positions[: len(tokens)]
+        for layer, (keys, values) in zip(self.layers, cross):
+            attention = layer.self_attn
+            h = layer.self_attn_layer_norm(x)
+            q, k, v = (self._split(p(h)) for p in (attention.q_proj, attention.k_proj, attention.v_proj))
+            x = x + attention.out_proj(self._merge(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
+            q = self._split(layer.encoder_attn.q_proj(layer.encoder_attn_layer_norm(x)))
+            x = x + layer.encoder_attn.out_proj(self._merge(F.scaled_dot_product_attention(q, keys, values)))
+            x = x + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(x))))
+        return self.head(self.final_norm(x))
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], self.heads, -1).transpose(0, 1)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        state = {name: value.contiguous().to(torch.float16) if value.is_floating_point() else value.contiguous()
+                 for name, value in self.trained_state().items()}
+        save_file(state, str(path), metadata={"target": self.target_name, "shares": json.dumps(self.shares)})
+
+    @classmethod
+    def load(cls, path: Path, target: WhisperModel) -> "ShallowDraft":
+        """A draft file for `target`; one line of error where it is not one, or was trained for another model."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                metadata = f.metadata() or {}
+                state = {name: f.get_tensor(name) for name in f.keys()}
+            shares = tuple(json.loads(metadata["shares"]))
+        except Exception as exc:  # safetensors raises several types for a file that is not one of its own
+            raise SpecvoiceError(f"{path}: not a specvoice draft file ({(str(exc).splitlines() or [''])[0]})") \
+                from None
+        if metadata.get("target") != target.name:
+            raise SpecvoiceError(f"{path}: a draft for {metadata.get('target')!r}, not for the target {target.name!r}")
+        draft = cls(target, shares, state["vocabulary"])
+        draft.load_state_dict({name: value.float() if value.is_floating_point() else value
+                               for name, value in state.items()}, strict=False)
+        return draft.eval()
+
+
+def shipped_draft(target_name: str) -> Path | None:
+    """The draft file that ships for a built-in target, if one does."""
+    path = SHIPPED / f"{target_name}.safetensors"
+    return path if path.exists() else None
+
+
+class _SubsetHead:
+    """The draft's output projection over its vocabulary, spread into full-vocabulary rows for the rules."""
+
+    def __init__(self, head: nn.Linear, vocabulary: torch.Tensor, size: int, int8: bool):
+        from ..engine.linear import fused
+
+        self.project = fused(head, int8=int8).forward
+        self.vocabulary, self.size = vocabulary, size
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.new_full((x.shape[0], self.size), OUTSIDE_VOCABULARY)
+        rows[:, self.vocabulary] = self.project(x)
+        return rows
+
+
+class ShallowDecoder(WhisperDecoder):
+    """A CachedDecoder over a shallow draft, reading the cross-attention keys/values `target` computed for the
+    window (encode after the target's). Approximate by design: int8 on the CPU, only the audio's frames."""
+
+    def __init__(self, draft: ShallowDraft, target: WhisperDecoder, int8: bool | None = None):
+        """int8: the linear layers in int8 (default: on the CPU, for float32 weights)."""
+        self.target = target
+        self.shares = draft.shares
+        self.approximate, self.exact = True, False
+        self.device, self.dtype = target.device, target.dtype
+        if int8 is None:
+            int8 = self.device.type == "cpu" and self.dtype == torch.float32
+        draft = copy.deepcopy(draft).to(self.device, self.dtype)
+        self.heads, self.head_dim = draft.heads, target.head_dim
+        self.layers = [_layer(layer, draft.scaling, int8) for layer in draft.layers]
+        self.embed_tokens, self.embed_positions = target.embed_tokens, target.embed_positions
+        self.final_norm = draft.final_norm
+        self.output = _SubsetHead(draft.head, draft.vocabulary.to(self.device), target.vocab_size, int8)
+        self.max_slots, self.vocab_size = target.max_slots, target.vocab_size
+        self.cache = StaticKVCache(len(self.layers), self.heads, self.max_slots, self.head_dim, self.device,
+                                   self.dtype)
+        self.cross_keys, self.cross_values = [], []
+        self._cross_queries = None
+
+    def encode(self, features: torch.Tensor, frames: int | None = None) -> None:
+        """Take the target's cross keys/values of the shared layers for the window just encoded, cut to the
+        encoder frames of `frames` mel frames of audio (and a margin)."""
+        keep = audio_frames(frames, self.target.cross_keys[0].shape[1])
+        self.cross_keys = [self.target.cross_keys[i][:, :keep].contiguous() for i in self.shares]
+        self.cross_values = [self.target.cross_values[i][:, :keep].contiguous() for i in self.shares]
+
+
+def audio_frames(mel_frames: int | None, window: int) -> int:
+    """Encoder frames the draft reads: those of the audio and a margin (the whole window when not told)."""
+    return window if not mel_frames else min(window, mel_frames // 2 + AUDIO_MARGIN)

@@ -1,0 +1,184 @@
+"""The shallow draft (whisper/shallow.py): whatever it drafts, the target's greedy tokens come out; its decoding
+path computes what it was trained on; its files load (and refuse the wrong target); distillation trains it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from conftest import TOKENS, bundle, draft_policy, features, perturbed, tiny_whisper
+from specvoice.engine.decoder import Session
+from specvoice.engine.drafter import ModelDrafter
+from specvoice.engine.speculative import DecodeTask, greedy_decode
+from specvoice.engine.stats import DecodeStats
+from specvoice.errors import SpecvoiceError
+from specvoice.whisper.decoder import WhisperDecoder
+from specvoice.whisper.shallow import ShallowDecoder, ShallowDraft, draft_vocabulary
+from test_engine_identity import policies, rules_for
+
+TARGETS = {seed: tiny_whisper(seed) for seed in range(2)}
+
+
+def shallow(target, shares, frequent: int, noise: float = 0.0, seed: int = 0) -> ShallowDraft:
+    draft = ShallowDraft(target, shares, draft_vocabulary(target, frequent))
+    if noise:
+        draft.load_state_dict(perturbed(draft, seed, noise).state_dict())
+    return draft
+
+
+def decode(target, draft: ShallowDraft | None, policy, timestamps: bool, eot_boost: float, max_new: int,
+           audio_seed: int, int8: bool | None = None, frames: int | None = None):
+    audio = features(audio_seed)
+    target_decoder = WhisperDecoder(target)
+    target_decoder.encode(audio)
+    prompt = [TOKENS.sot] if timestamps else [TOKENS.sot, TOKENS.no_timestamps]
+    rules = rules_for(target, timestamps, eot_boost)
+    task = DecodeTask(prompt, rules, TOKENS.eot, max_new)
+    drafter, stats = None, DecodeStats()
+    if draft is not None:
+        draft_decoder = ShallowDecoder(draft, target_decoder, int8=int8)
+        draft_decoder.encode(audio, frames)
+        drafter = ModelDrafter(draft_decoder, rules, TOKENS.eot, policy)
+    return greedy_decode(target_decoder, task, drafter, stats).tokens, stats
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 1), shares=st.sampled_from([(0,), (1,), (0, 1)]), frequent=st.sampled_from([0, 20, 80]),
+       noise=st.sampled_from([0.0, 0.3]), policy=policies, timestamps=st.booleans(),
+       eot_boost=st.sampled_from([0.0, 0.3, 2.0]), max_new=st.integers(1, 40), audio_seed=st.integers(0, 1000),
+       int8=st.booleans(), target_int8=st.booleans(), frames=st.sampled_from([None, 4, 40]))
+def test_shallow_draft_gives_the_greedy_tokens(seed, shares, frequent, noise, policy, timestamps, eot_boost, max_new,
+                                               audio_seed, int8, target_int8, frames):
+    """Any shallow draft (any layers, vocabulary, noise, precision, frames seen): exactly ar's tokens."""
+    target = bundle(TARGETS[seed], int8=target_int8)
+    draft = shallow(target, shares, frequent, noise, seed)
+    expected, _ = decode(target, None, None, timestamps, eot_boost, max_new, audio_seed)
+    got, stats = decode(target, draft, policy, timestamps, eot_boost, max_new, audio_seed, int8, frames)
+    assert got == expected
+    assert stats.tokens == len(expected)
+
+
+def test_a_shallow_draft_that_is_the_whole_target_is_always_accepted():
+    """Every target layer, the whole vocabulary, the target's head: the draft is the target, so every drafted
+    token is kept (a wrong cache, cross-attention or head in the draft's own decoding path shows here)."""
+    target = bundle(TARGETS[0])
+    draft = shallow(target, (0, 1), TOKENS.eot)
+    expected, plain = decode(target, None, None, False, 0.0, 40, 7)
+    got, stats = decode(target, draft, draft_policy(max_tokens=8), False, 0.0, 40, 7, int8=False)
+    assert got == expected and len(expected) == 40
+    assert stats.acceptance_rate == 1.0 and stats.target_passes == 5
+
+
+def test_decoding_path_computes_the_training_logits():
+    """The draft's cached decoding (float) gives, over its vocabulary, the logits training teaches."""
+    target = bundle(TARGETS[1])
+    draft = shallow(target, (1,), 30, noise=0.3, seed=3)
+    target_decoder = WhisperDecoder(target)
+    target_decoder.encode(features(5))
+    decoder = ShallowDecoder(draft, target_decoder, int8=False)
+    decoder.encode(None, None)
+    tokens = [TOKENS.sot, TOKENS.no_timestamps, 5, 17, 3, 40]
+    cached = Session(decoder).feed(tokens)[:, draft.vocabulary]
+    cross = [(target_decoder.cross_keys[1], target_decoder.cross_values[1])]
+    with torch.no_grad():
+        trained = draft.logits(torch.tensor(tokens), cross)
+    assert torch.allclose(cached, trained, atol=1e-4)
+    outside = torch.ones(target.model.config.vocab_size, dtype=torch.bool)
+    outside[draft.vocabulary] = False
+    assert bool((Session(decoder).feed(tokens)[:, outside] < -1e3).all())
+
+
+def test_draft_file_round_trip_and_refusals(tmp_path):
+    target = bundle(TARGETS[0])
+    draft = shallow(target, (1,), 30, noise=0.3)
+    path = tmp_path / "draft.safetensors"
+    draft.save(path)
+    loaded = ShallowDraft.load(path, target)
+    assert loaded.shares == (1,) and torch.equal(loaded.vocabulary, draft.vocabulary)
+    assert torch.allclose(loaded.head.weight, draft.head.weight, atol=1e-2)  # stored in float16
+    other = bundle(TARGETS[1])
+    other.name = "another"
+    with pytest.raises(SpecvoiceError, match="a draft for 'tiny-random', not for the target 'another'"):
+        ShallowDraft.load(path, other)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a draft")
+    with pytest.raises(SpecvoiceError, match="not a specvoice draft file"):
+        ShallowDraft.load(junk, target)
+
+
+def tiny_examples(target, shares, count: int) -> list:
+    """What teacher.example records, for a tiny model: its cross keys/values and its own greedy tokens."""
+    from specvoice.distill.teacher import Example
+
+    decoder = WhisperDecoder(target)
+    examples = []
+    for seed in range(count):
+        decoder.encode(features(seed))
+        task = DecodeTask([TOKENS.sot, TOKENS.no_timestamps], rules_for(target, False, 0.3), TOKENS.eot, 20)
+        tokens = task.prompt + greedy_decode(decoder, task).tokens
+        cross = [(decoder.cross_keys[i].half(), decoder.cross_values[i].half()) for i in shares]
+        examples.append(Example(cross, [(tokens, len(task.prompt))]))
+    return examples
+
+
+def test_distillation_teaches_a_tiny_draft_the_targets_tokens(one_thread):
+    """The training behind `specvoice distill`, in seconds: the draft's agreement with the target rises."""
+    from specvoice.distill import distill
+    from specvoice.distill.train import agreement
+    from specvoice.options import DistillOptions
+
+    target = bundle(TARGETS[0])
+    settings = DistillOptions(shares=(1,), frequent=40, epochs=30, learning_rate=3e-3)
+    examples = tiny_examples(target, settings.shares, 20)
+    untrained = ShallowDraft(target, settings.shares, draft_vocabulary(target, settings.frequent))
+    before = agreement(untrained, examples, target.model.config.vocab_size)
+    result = distill(target, examples, settings)
+    after = agreement(result.draft, examples, target.model.config.vocab_size)
+    assert result.examples == 18 and result.held_out.positions > 0
+    assert after.positions == before.positions
+    assert after.rate > before.rate + 0.3
+
+
+@pytest.mark.real
+def test_shipped_draft_loads_offline_and_gives_the_greedy_tokens(int8_base, manifest):
+    """The draft that ships for base loads from the package (no download: HF_HUB_OFFLINE in the test run changes
+    nothing for it) and, on real clips, short and long form, specasr with it gives exactly ar's tokens."""
+    from conftest import SPEECH
+    from specvoice.audio import load_audio
+    from specvoice.models import load_draft
+    from specvoice.options import DecodingOptions
+    from specvoice.transcribe import Transcriber
+    from specvoice.whisper.shallow import SHALLOW, shipped_draft
+
+    assert shipped_draft("base") is not None and shipped_draft("tiny.en") is None
+    draft = load_draft(SHALLOW, int8_base)
+    assert isinstance(draft, ShallowDraft) and draft.name == SHALLOW
+    long_form = min((row for row in manifest if row["seconds"] > 30), key=lambda row: row["seconds"])
+    clips = [row for row in manifest if row["seconds"] <= 30][:4] + [long_form]
+    for row in clips:
+        audio = load_audio(SPEECH / row["audio"])
+        for timestamps in (False, True):
+            options = dict(language="en", timestamps=timestamps)
+            expected = Transcriber(int8_base, None, DecodingOptions("ar", **options)).transcribe(audio).tokens
+            got = Transcriber(int8_base, draft, DecodingOptions("specasr", **options)).transcribe(audio)
+            assert got.tokens == expected, (row["id"], timestamps)
+            assert got.stats.accepted > 0, row["id"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("distill", "-o", "draft.pt"), ("draft.pt", ".safetensors")),
+    (("distill", "-o", "d.safetensors", "--shares", "0,x"), ("--shares", "0,x")),
+    (("distill", "-o", "d.safetensors", "--shares", "1,1"), ("--shares 1,1", "distinct")),
+    (("distill", "-o", "d.safetensors", "--epochs", "0"), ("--epochs",)),
+    (("transcribe", "CLIP", "--method", "specasr", "--draft", "missing.safetensors"), ("missing.safetensors",)),
+    (("transcribe", "CLIP", "-m", "tiny.en", "--method", "specasr", "--draft", "shallow"), ("tiny.en", "distill")),
+])
+def test_distill_and_draft_file_bad_input_is_one_line(tmp_path, args, words):
+    from conftest import SPEECH
+    from test_cli import assert_one_line_error, specvoice
+
+    args = [str(SPEECH / "whisper_jfk.wav") if arg == "CLIP" else arg for arg in args]
+    assert_one_line_error(specvoice(*args, cwd=tmp_path), *words)
+    assert not list(tmp_path.glob("*.safetensors*"))
