@@ -83,9 +83,10 @@ def test_one_meaning_per_flag_across_the_commands():
     --input-device and synthesize's text file --text-file (issue 27)."""
     flags = {command: command_flags(command) for command in COMMANDS}
     for command, own in flags.items():
-        assert own.get("--device") == "device", command
+        assert own.get("--device", "device") == "device", command
         assert own.get("-f", "output_format") == "output_format", command
         assert "--model-device" not in own and "--file" not in own, command
+    assert all("--device" in flags[command] for command in ("transcribe", "listen", "synthesize", "bench"))
     assert flags["listen"]["--input-device"] == "input_device"
     assert flags["synthesize"]["--text-file"] == "text_file"
 
