@@ -4,6 +4,7 @@ line, every input is checked before any model loads, and nothing half-written is
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -111,8 +112,11 @@ def test_markup_in_file_names_is_printed_literally(tmp_path):
 
 
 def test_version():
+    from importlib.metadata import version
+
     result = specvoice("--version")
-    assert result.returncode == 0 and result.stdout.startswith("specvoice ")
+    assert result.returncode == 0 and result.stdout == f"specvoice {version('specvoice')}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version("specvoice"))
 
 
 def test_language_names_and_codes():
