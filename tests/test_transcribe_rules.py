@@ -7,11 +7,11 @@ and the command line's batch, stdin and Ctrl-C behaviour.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -147,13 +147,10 @@ def test_vad_keeps_silence_shorter_than_a_pause_and_skips_longer(real_models, jf
     assert long.segments[0].start > 3.0 and "ask not what your country" in long.text
 
 
-def run_cli(*args, stdin: bytes | None = None, interrupt_after: float | None = None):
+def run_cli(*args, stdin: bytes | None = None):
     process = subprocess.Popen([sys.executable, "-m", "specvoice", *args], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    if interrupt_after is not None:
-        time.sleep(interrupt_after)
-        process.send_signal(signal.SIGINT)
     out, err = process.communicate(stdin, timeout=900)
     return process.returncode, out.decode(), err.decode()
 
@@ -183,12 +180,40 @@ def test_a_batch_transcribes_every_readable_input_and_fails_with_a_summary(tmp_p
     assert "sha256" in record["versions"]["model"]
 
 
+# The command line with a hook in the transcriber: once the first window is decoded (its segments held, no file
+# written yet), the second window's decode says so on a pipe and waits for a signal, so Ctrl-C lands mid-file
+# however fast or slow the machine is.
+MID_FILE = """
+import os, signal, sys
+from specvoice.transcribe import transcriber
+decode_window, windows = transcriber.Transcriber._decode_window, []
+def decode_or_wait(self, *args):
+    windows.append(args)
+    if len(windows) == 2:
+        os.write(int(os.environ["MID_FILE_FD"]), b"decoding window 2")
+        signal.pause()
+    return decode_window(self, *args)
+transcriber.Transcriber._decode_window = decode_or_wait
+sys.argv[0] = "specvoice"
+from specvoice.cli import main
+main()
+"""
+
+
 def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_file(tmp_path, manifest):
-    row = next(r for r in manifest if r["seconds"] > 200)
-    # Four times the longest clip (~15 min of audio): still decoding when the interrupt lands, however fast.
-    audio, rate = soundfile.read(SPEECH / row["audio"])
-    soundfile.write(tmp_path / "long.wav", np.concatenate([audio] * 4), rate)
-    code, _, err = run_cli("transcribe", str(tmp_path / "long.wav"), "-o", str(tmp_path / "out"), "-f", "all",
-                           interrupt_after=15)
-    assert code == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    row = next(r for r in manifest if 30 < r["seconds"] < 60)  # two windows at least
+    ready, said = os.pipe()
+    process = subprocess.Popen([sys.executable, "-c", MID_FILE, "transcribe", str(SPEECH / row["audio"]), "-o",
+                                str(tmp_path / "out"), "-f", "all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "MID_FILE_FD": str(said)}, pass_fds=(said,),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.close(said)
+    heard = os.read(ready, 64)  # waits for the hook (or for the process to end without it: b"")
+    os.close(ready)
+    if heard == b"decoding window 2":
+        process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=900)
+    assert heard == b"decoding window 2", err
+    err = err.decode()
+    assert process.returncode == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert not any((tmp_path / "out").iterdir())
