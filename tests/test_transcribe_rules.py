@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,8 +21,13 @@ import torch
 
 from conftest import SPEECH
 from specvoice.audio import load_audio
+from specvoice.engine.decoder import Session
+from specvoice.engine.sampling import Warp, sample_decode
+from specvoice.engine.stats import DecodeStats
 from specvoice.options import DecodingOptions
 from specvoice.transcribe import Transcriber
+from specvoice.whisper.features import FRAMES_PER_SECOND, LogMel
+from test_sampling import chi_square
 
 pytestmark = pytest.mark.real
 
@@ -114,14 +120,59 @@ def test_a_failing_window_is_retried_hotter_by_exact_speculative_sampling(real_m
     assert result.stats.target_passes < result.stats.tokens  # the sampled tries were drafted too
     again = transcriber(real_models, "specasr", **options).transcribe(short)
     assert again.tokens == result.tokens  # seeded per transcript: the same file gives the same text
+    # Exact: the hottest try's first two tokens, drawn as the transcriber draws them (a fresh tiny.en drafter
+    # per try, its greedy guesses kept or refused by the speculative rule), follow base's own distribution.
+    fast = transcriber(real_models, "specasr", **options)
+    stats = DecodeStats()
+    counts, exact = first_two_tokens(fast, short, 1.0, SAMPLED_TRIES, stats)
+    assert 0 < stats.accepted < stats.drafted  # guesses both kept and refused
+    statistic, critical = chi_square(counts, exact)
+    assert statistic < critical, (statistic, critical)
+    # power: taking the likeliest pair every time (a draft guess never refused) is told apart
+    likeliest = torch.zeros_like(counts)
+    likeliest[int(exact[:-1].argmax())] = SAMPLED_TRIES
+    assert chi_square(likeliest, exact)[0] > critical
+
+
+SAMPLED_TRIES = 150  # " The" 0.77, " the" 0.21 at 1.0: a sampler that never refuses a guess is far off
+
+
+def first_two_tokens(fast: Transcriber, audio: np.ndarray, temperature: float, tries: int, stats: DecodeStats):
+    """Counts of the first two tokens over `tries` sampled tries of the window at `temperature`, and their
+    exact probabilities from the target's logits under Whisper's rules (both over the same cells: each likely
+    first token with every second token, then one cell for the rest)."""
+    features = LogMel(audio)
+    fast._encode(features, 0, features.frames, "en")
+    task = replace(fast.target.decode_task("en", "transcribe", False), max_new_tokens=2)
+
+    def target_probabilities(decoded: list[int]) -> torch.Tensor:
+        logits = Session(fast.target_decoder).feed(task.prompt + decoded)[-1:].double()
+        return Warp(temperature).probabilities(task.rules(logits, [decoded]))[0]
+
+    first = target_probabilities([])
+    likely = [a for a in first.argsort(descending=True)[:20].tolist() if first[a] >= 1e-3 and a != task.stop_token]
+    exact = torch.cat([first[a] * target_probabilities([a]) for a in likely] +
+                      [(1 - first[likely].sum()).view(1)])
+    vocabulary = len(first)
+    counts = torch.zeros_like(exact)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(tries):
+        drafter = fast.drafting.drafter("en", False, features.frames / FRAMES_PER_SECOND, sampling=True)
+        tokens = sample_decode(fast.target_decoder, task, drafter, temperature, generator, stats).tokens
+        a = tokens[0]
+        counts[likely.index(a) * vocabulary + tokens[1] if a in likely else -1] += 1
+    return counts, exact
 
 
 def test_initial_prompt_steers_decoding_the_same_for_every_method(real_models, jfk):
     prompt = "AND SO MY FELLOW AMERICANS ASK NOT"
     plain = transcriber(real_models, "ar", language="en").transcribe(jfk)
-    prompted = transcriber(real_models, "specasr", language="en", initial_prompt=prompt).transcribe(jfk)
-    assert prompted.tokens != plain.tokens  # (base then leaves out what the prompt already said)
-    assert prompted.tokens == transcriber(real_models, "ar", language="en", initial_prompt=prompt).transcribe(jfk).tokens
+    expected = transcriber(real_models, "ar", language="en", initial_prompt=prompt).transcribe(jfk)
+    assert expected.tokens != plain.tokens  # (base then leaves out what the prompt already said)
+    for method in ("spec", "specasr", "dllm"):
+        prompted = transcriber(real_models, method, language="en", initial_prompt=prompt).transcribe(jfk)
+        assert prompted.tokens == expected.tokens, method
+        assert prompted.stats.accepted > 0, method  # the draft, prompted alike, carried tokens
 
 
 def test_vad_cuts_windows_in_pauses_without_timestamps(real_models, manifest):
