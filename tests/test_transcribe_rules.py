@@ -178,6 +178,8 @@ def test_initial_prompt_steers_decoding_the_same_for_every_method(real_models, j
 def test_vad_cuts_windows_in_pauses_without_timestamps(real_models, manifest):
     row = next(r for r in manifest if 30 < r["seconds"] < 60)
     audio = load_audio(SPEECH / row["audio"])
+    plain = transcriber(real_models, "specasr", language="en", timestamps=False).transcribe(audio)
+    assert [(s.start, s.end) for s in plain.segments] == [(0.0, 30.0), (30.0, round(len(audio) / 16000, 3))]
     result = transcriber(real_models, "specasr", language="en", vad_filter=True, timestamps=False).transcribe(audio)
     assert len(result.segments) >= 2
     for before, after in zip(result.segments, result.segments[1:]):
@@ -212,12 +214,13 @@ def test_a_batch_transcribes_every_readable_input_and_fails_with_a_summary(tmp_p
         data, rate = soundfile.read(SPEECH / f"{clip}.wav")
         soundfile.write(tmp_path / "in" / place / "clip.flac", data, rate)
     (tmp_path / "cut.wav").write_bytes(JFK.read_bytes()[:100])
-    code, out, err = run_cli("transcribe", "-", str(tmp_path / "cut.wav"), str(tmp_path / "in"),
-                             "-o", str(tmp_path / "out"), "-f", "json", stdin=JFK.read_bytes())
+    code, out, err = run_cli("transcribe", "-", str(tmp_path / "cut.wav"), str(tmp_path / "missing.wav"),
+                             str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-f", "json", stdin=JFK.read_bytes())
     assert code == 1 and "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[0].startswith("error:") and "cut.wav" in lines[0] and "too short" in lines[0]
-    assert lines[-1] == "error: 1 of 4 inputs failed, 3 transcribed"
+    assert lines[1] == f"error: {tmp_path / 'missing.wav'}: no such file"
+    assert lines[-1] == "error: 2 of 5 inputs failed, 3 transcribed" and len(lines) == 3
     assert "ask not what your country" in out and "Brooklyn" in out
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert written == ["a/clip.json", "b/clip.json", "stdin.json"]
