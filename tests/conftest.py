@@ -9,12 +9,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from specvoice.engine.drafter import DraftPolicy
 from specvoice.whisper.model import WhisperModel
 
 SPEECH = Path(os.environ.get("SPECVOICE_SPEECH", Path(__file__).resolve().parents[1] / ".." / "shared" / "speech"))
 
+# Property tests draw fresh examples on every run (the random search stays on, in CI too); a failure prints
+# the @reproduce_failure blob that replays exactly that example anywhere, so a CI failure is reproducible from
+# its log. HYPOTHESIS_PROFILE=derandomized runs the same examples every time (to bisect a change).
+settings.register_profile("random", print_blob=True)
+settings.register_profile("derandomized", print_blob=True, derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "random"))
 
 VOCAB = 96
 TOKENS = types.SimpleNamespace(eot=80, sot=81, no_timestamps=82, timestamp_begin=83)  # 13 timestamps: 83..95

@@ -258,7 +258,9 @@ def test_bench_on_two_real_clips_with_every_method_and_peer(two_clip_manifest, t
     assert peer._worker.pid != os.getpid() and peer._worker.is_alive()
     assert summary["faster-whisper-int8"]["peak_mib"] < summary["ar-float32"]["peak_mib"]
     assert set(results["speedup_by_group"]["specasr-float32"]) == {ALL_CLIPS, "ljspeech", "other"}
-    assert results["skipped_lines"] == [{"line": 2, "reason": results["skipped_lines"][0]["reason"]}]
+    assert skipped[0].reason.startswith("invalid JSON")
+    assert results["skipped_lines"] == [{"line": 2, "reason": skipped[0].reason}]
+    assert f"- manifest line 2 skipped: {skipped[0].reason}" in (tmp_path / "results.md").read_text()
     assert json.loads((tmp_path / "results.json").read_text())["summary"] == results["summary"]
     assert (tmp_path / "chart.png").read_bytes().startswith(PNG_MAGIC)
     assert "transformers-assisted" in (tmp_path / "results.md").read_text()

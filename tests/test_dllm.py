@@ -13,7 +13,7 @@ from specvoice.whisper.decoder import WhisperDecoder
 from test_engine_identity import TARGETS, decode, rules_for
 
 
-def refine(target, prior, timestamps, eot_boost, max_new, audio_seed, **knobs):
+def refine(target, prior, timestamps, eot_boost, max_new, audio_seed, fallback_policy=None, **knobs):
     audio = features(audio_seed)
     decoder = WhisperDecoder(target)
     decoder.encode(audio)
@@ -21,7 +21,7 @@ def refine(target, prior, timestamps, eot_boost, max_new, audio_seed, **knobs):
     draft_decoder.encode(audio)
     prompt = [TOKENS.sot] if timestamps else [TOKENS.sot, TOKENS.no_timestamps]
     rules = rules_for(target, timestamps, eot_boost)
-    fallback = ModelDrafter(draft_decoder, rules, TOKENS.eot, draft_policy(max_tokens=6, recycle=True))
+    fallback = ModelDrafter(draft_decoder, rules, TOKENS.eot, fallback_policy or draft_policy(max_tokens=6, recycle=True))
     refiner = PriorRefiner(lambda stats: list(prior), TOKENS.eot, fallback, **knobs)
     stats = DecodeStats()
     tokens = greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, max_new), refiner, stats).tokens

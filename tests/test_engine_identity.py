@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from conftest import TOKENS, bundle, draft_policy, features, perturbed, tiny_whisper
-from specvoice.engine.drafter import DraftPolicy, ModelDrafter
+from specvoice.engine.drafter import Drafter, DraftPolicy, ModelDrafter
 from specvoice.engine.speculative import DecodeTask, greedy_decode
 from specvoice.engine.stats import DecodeStats
 from specvoice.whisper.decoder import WhisperDecoder
@@ -27,8 +27,23 @@ def rules_for(model, timestamps: bool, eot_boost: float):
     return rules
 
 
+class Watched(Drafter):
+    """A drafter passed through, keeping every verified tree and the nodes the target accepted in it."""
+
+    def __init__(self, drafter: Drafter, passes: list):
+        self.drafter, self.passes = drafter, passes
+
+    def propose(self, sequence, sampled_from, budget, stats):
+        return self.drafter.propose(sequence, sampled_from, budget, stats)
+
+    def observe(self, tree, predictions, accepted):
+        self.passes.append((tree, list(accepted)))
+        self.drafter.observe(tree, predictions, accepted)
+
+
 def decode(target, draft, policy: DraftPolicy | None, timestamps: bool, eot_boost: float, max_new: int,
-           audio_seed: int, approximate: bool = False):
+           audio_seed: int, approximate: bool = False, watch: list | None = None):
+    """Greedy tokens and stats; with a draft, `watch` (if given) receives every (tree, accepted nodes) verified."""
     audio = features(audio_seed)
     target_decoder = WhisperDecoder(target)
     target_decoder.encode(audio)
@@ -38,7 +53,8 @@ def decode(target, draft, policy: DraftPolicy | None, timestamps: bool, eot_boos
     if policy is not None:
         draft_decoder = WhisperDecoder(draft, approximate=approximate)
         draft_decoder.encode(audio, frames=audio.shape[-1] // 2)
-        drafter = ModelDrafter(draft_decoder, rules_for(draft, timestamps, eot_boost), TOKENS.eot, policy)
+        drafter = Watched(ModelDrafter(draft_decoder, rules_for(draft, timestamps, eot_boost), TOKENS.eot, policy),
+                          watch if watch is not None else [])
     return greedy_decode(target_decoder, task, drafter, stats).tokens, stats
 
 
@@ -87,24 +103,57 @@ def test_draft_always_wrong_still_exact():
     got, stats = decode(target, wrong, draft_policy(max_tokens=4, tree_positions=2, tree_alternatives=2,
                                                    tree_below=1.01), False, 0.0, 30, 3)
     assert got == expected
-    assert stats.target_passes >= len(expected) - stats.accepted
+    # the premise: an unrelated model drafted trees on every pass and the target kept none of their tokens
+    assert stats.drafted >= 2 * len(expected) and stats.accepted == 0
+    assert stats.target_passes == len(expected)
 
 
 def test_tree_with_one_node():
+    """The smallest tree: one drafted position holding the chain's token and one alternative beside it."""
     target = bundle(TARGETS[2])
     expected, _ = decode(target, None, None, True, 0.0, 30, 11)
-    got, stats = decode(target, bundle(perturbed(target.model, 5, 0.5)),
+    passes: list = []
+    got, stats = decode(target, bundle(perturbed(target.model, 5, 0.2)),
                         draft_policy(max_tokens=1, tree_positions=1, tree_alternatives=1, tree_below=1.01),
-                        True, 0.0, 30, 11)
+                        True, 0.0, 30, 11, watch=passes)
     assert got == expected
+    # the premise: every tree was one node deep, with at most the two candidates there, and the target took
+    # the chain's token on some passes and the alternative on others
+    assert len(passes) == stats.target_passes
+    assert all(set(tree.parents[tree.root + 1:]) <= {tree.root} and len(tree) - tree.root - 1 <= 2
+               for tree, _ in passes)
+    taken = [tree.tokens[accepted[0]] for tree, accepted in passes if accepted]
+    chain_first = [tree.tokens[tree.root + 1] for tree, accepted in passes if accepted]
+    assert any(t == c for t, c in zip(taken, chain_first)) and any(t != c for t, c in zip(taken, chain_first))
+
+
+class Scripted(Drafter):
+    """Proposes the given answer from where the decode stands, then tokens past its end of text."""
+
+    def __init__(self, answer: list[int], past_the_end: list[int]):
+        self.answer, self.past_the_end = answer, past_the_end
+
+    def propose(self, sequence, sampled_from, budget, stats):
+        return [(self.answer[len(sequence) - sampled_from:] + self.past_the_end)[:budget]]
 
 
 def test_eot_inside_draft_stops_exactly():
     target = bundle(TARGETS[1])
     expected, _ = decode(target, None, None, False, 2.0, 40, 5)
     assert expected[-1] == TOKENS.eot and len(expected) < 40
-    got, stats = decode(target, target, draft_policy(max_tokens=12), False, 2.0, 40, 5)
+    passes: list = []
+    got, stats = decode(target, target, draft_policy(max_tokens=12), False, 2.0, 40, 5, watch=passes)
     assert got == expected
+    # the premise: the last pass verified a draft holding end-of-text right after the tokens it accepted
+    tree, accepted = passes[-1]
+    assert accepted and tree.children[accepted[-1]].get(TOKENS.eot) is not None
+    # a draft that runs on past end-of-text: the decode stops at it all the same
+    decoder = WhisperDecoder(target)
+    decoder.encode(features(5))
+    task = DecodeTask([TOKENS.sot, TOKENS.no_timestamps], rules_for(target, False, 2.0), TOKENS.eot, 40)
+    stats = DecodeStats()
+    assert greedy_decode(decoder, task, Scripted(expected, [5, 6, 7]), stats).tokens == expected
+    assert stats.target_passes == 1
 
 
 class OracleBehindDecoy:

@@ -4,6 +4,7 @@ line, every input is checked before any model loads, and nothing half-written is
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -109,8 +110,9 @@ def test_stdin_is_read_once_and_named_stdin():
     assert inputs[0].seconds == pytest.approx(11.0, abs=0.01) and len(inputs[0].read()) == 176000
 
 
-@pytest.mark.parametrize("make", [lambda p: p.write_text("a file"), lambda p: None])
-def test_output_folder_is_checked_before_decoding(tmp_path, make):
+@pytest.mark.parametrize("make, words", [(lambda p: p.write_text("a file"), "cannot create the output folder"),
+                                         (lambda p: None, "output folder is not writable")])
+def test_output_folder_is_checked_before_decoding(tmp_path, make, words):
     blocker = tmp_path / "blocker"
     make(blocker)
     target = blocker / "out" if blocker.exists() else blocker
@@ -120,7 +122,7 @@ def test_output_folder_is_checked_before_decoding(tmp_path, make):
         if shutil.os.access(blocker, shutil.os.W_OK):
             pytest.skip("running as a user who may write anywhere")
     result = specvoice("transcribe", str(JFK), "-o", str(target), "--model", "no-such-model")
-    assert_one_line_error(result, str(blocker))
+    assert_one_line_error(result, str(blocker), words)
 
 
 def test_an_output_name_too_long_for_the_file_system_is_refused_up_front(tmp_path):
@@ -131,14 +133,25 @@ def test_an_output_name_too_long_for_the_file_system_is_refused_up_front(tmp_pat
     assert_one_line_error(result, "longer than the file system allows")
 
 
+def test_an_output_name_that_fits_is_written_through_a_temporary_name_cut_to_fit(tmp_path):
+    from specvoice.files import write_atomic
+
+    output = tmp_path / ("x" * 234 + ".json")  # the output of a 238-byte input name such as x...x.flac
+    write_atomic(output, "{}")
+    assert [p.name for p in tmp_path.iterdir()] == [output.name] and output.read_text() == "{}"
+
+
 def test_markup_in_file_names_is_printed_literally(tmp_path):
     result = specvoice("transcribe", str(tmp_path / "[red]clip[/red].wav"))
     assert_one_line_error(result, "[red]clip[/red].wav: no such file")
 
 
 def test_version():
+    from importlib.metadata import version
+
     result = specvoice("--version")
-    assert result.returncode == 0 and result.stdout.startswith("specvoice ")
+    assert result.returncode == 0 and result.stdout == f"specvoice {version('specvoice')}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version("specvoice"))
 
 
 def test_language_names_and_codes():

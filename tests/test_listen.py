@@ -242,14 +242,32 @@ def test_the_callback_only_queues_and_an_overflow_is_a_warning():
     assert queue.overflows == 1 and len(said) == 1 and "overflow" in said[0]
 
 
-def test_replay_at_a_pace_takes_real_time():
-    import time
+class FakeTime:
+    """time.monotonic and time.sleep for the replay: the clock moves only when the replay sleeps."""
 
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_replay_at_a_pace_takes_real_time(monkeypatch):
+    clock = FakeTime()
+    monkeypatch.setattr(source, "time", clock)
     replay = FileReplay(position_audio(1.0, [(0, 1)]), speed=4)
-    began = time.monotonic()
+    sent_at = []
+    send = replay._send
+    replay._send = lambda count: (sent_at.append(clock.now), send(count))
+    began = clock.now
     with replay.running() as queue:
         audio, ended = queue.take(SAMPLE_RATE)
-    assert 0.2 <= time.monotonic() - began < 2.0
+    # every 0.1 s block went out once a quarter of its audio's length had passed since the start, not before
+    assert sent_at == pytest.approx([began + block * 0.1 / 4 for block in range(1, 11)])
+    assert replay.clock() == pytest.approx(1.0)
     assert len(audio) == SAMPLE_RATE
 
 

@@ -75,6 +75,10 @@ def test_every_update_is_token_identical_to_ar_and_the_free_draft_saves_passes(r
     assert "my fellow americans" in text
 
 
+# JFK pauses after a word heard cut off; a LibriSpeech reading and a TIMIT sentence of other speakers
+COMMITTED_CLIPS = ("whisper_jfk", "leopard_1272-128104-0000", "deepspeech_LDC93S1")
+
+
 def test_the_committed_transcript_is_as_good_as_the_offline_one(real_models, int8_base, manifest):
     pytest.importorskip("faster_whisper", reason="the Silero VAD model ships with faster-whisper (extra 'vad')")
     from specvoice.bench.normalize import word_errors
@@ -84,7 +88,9 @@ def test_the_committed_transcript_is_as_good_as_the_offline_one(real_models, int
     # offline as `transcribe` does it (a short clip without timestamps) and with them (what each update decodes)
     offline = [Transcriber(int8_base, real_models["tiny.en"], DecodingOptions(timestamps=timestamps))
                for timestamps in (False, True)]
-    for clip in [c for c in manifest if c["id"] == "whisper_jfk"]:  # JFK pauses after a word heard cut off
+    clips = {c["id"]: c for c in manifest}
+    assert set(COMMITTED_CLIPS) <= set(clips), "a clip of the test is missing from the manifest"
+    for clip in (clips[name] for name in COMMITTED_CLIPS):
         audio = load_audio(SPEECH / clip["audio"])
         streamer, _ = stream(transcriber, audio, vad=True)
         live = "".join(c.word.text for c in streamer.state.committed)

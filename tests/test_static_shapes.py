@@ -6,6 +6,7 @@ slots) runs here eagerly, through the whole decoding loop.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
@@ -16,7 +17,9 @@ from specvoice.engine.ops import TorchOps
 from specvoice.engine.tree import TokenTree
 from specvoice.whisper.decoder import WhisperDecoder
 from specvoice_kernels.graphs import BUCKETS, StaticShapeDecoder, bucket, pad
-from test_engine_identity import TARGETS, decode
+from specvoice.options import DecodingOptions
+from test_dllm import corrupt, refine
+from test_engine_identity import TARGETS, decode, policies
 
 
 @settings(deadline=None)
@@ -71,17 +74,31 @@ class PaddedOps(TorchOps):
         return self.wrapped[-1]
 
 
+def decode_by(method: str, target, policy, timestamps: bool, max_new: int, audio_seed: int, edits: int) -> list[int]:
+    """One method's tokens on a tiny target: spec's chain and specasr's tree drafted by a noisy copy of the
+    target, dllm refining a corrupted greedy transcript (falling back on the drawn tree policy)."""
+    if method == "ar":
+        return decode(target, None, None, timestamps, 0.3, max_new, audio_seed)[0]
+    if method == "dllm":
+        greedy, _ = decode(target, None, None, timestamps, 0.3, max_new, audio_seed)
+        prior = corrupt(greedy, edits, audio_seed)
+        return refine(target, prior, timestamps, 0.3, max_new, audio_seed, fallback_policy=policy, weak_rounds=2)[0]
+    if method == "spec":
+        policy = DecodingOptions("spec").draft_policy()
+    noisy = bundle(perturbed(target.model, audio_seed, 0.3))
+    return decode(target, noisy, policy, timestamps, 0.3, max_new, audio_seed)[0]
+
+
+@pytest.mark.parametrize("method", ["ar", "spec", "specasr", "dllm"])
 @settings(max_examples=3, deadline=None)
-@given(seed=st.integers(0, 2), tree=st.booleans(), timestamps=st.booleans(), audio_seed=st.integers(0, 100),
-       max_new=st.integers(1, 24))
-def test_every_method_equals_ar_at_bucketed_shapes(seed, tree, timestamps, audio_seed, max_new):
+@given(seed=st.integers(0, 2), policy=policies, timestamps=st.booleans(), audio_seed=st.integers(0, 100),
+       max_new=st.integers(1, 24), edits=st.integers(0, 6))
+def test_every_method_equals_ar_at_bucketed_shapes(method, seed, policy, timestamps, audio_seed, max_new, edits):
+    """Every method (specasr and dllm's fallback under any drawn tree policy), each decoding loop at bucketed
+    shapes, gives the tokens of plain ar at the model's own shapes."""
     target = bundle(TARGETS[seed])
-    policy = draft_policy(max_tokens=8, confidence=0.2, recycle=True, tree_positions=2, tree_below=1.01) if tree \
-        else draft_policy(max_tokens=5)
+    expected, _ = decode(target, None, None, timestamps, 0.3, max_new, audio_seed)
     with ops.using(PaddedOps()) as padded:
-        expected, _ = decode(target, None, None, timestamps, 0.3, max_new, audio_seed)
-        got, _ = decode(target, bundle(perturbed(target.model, seed, 0.3)), policy, timestamps, 0.3, max_new,
-                        audio_seed)
+        got = decode_by(method, target, policy, timestamps, max_new, audio_seed, edits)
     assert got == expected
-    ar_target, draft, target = padded.wrapped  # the drafter is built before its decode starts
-    assert ar_target.padded_passes > 0 and target.padded_passes > 0
+    assert padded.wrapped and padded.wrapped[-1].padded_passes > 0  # the target's loop (built last) ran padded

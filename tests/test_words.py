@@ -139,6 +139,7 @@ def jfk_words(int8_base, jfk):
         return Transcriber(int8_base, None, options).transcribe(jfk)
 
 
+@pytest.mark.real
 def test_jfk_words_are_timed_in_order_and_spell_their_segments(jfk_words, jfk):
     words = [w for s in jfk_words.segments for w in s.words]
     assert len(words) == 22
