@@ -599,7 +599,7 @@ def _bench_stream(clips, models: ModelOptions, draft: str, listening: ListenOpti
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def distill(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the trained draft goes (a .safetensors file); pass it to transcribe as --draft FILE.")],
     model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
@@ -615,13 +615,13 @@ def distill(
     small output vocabulary, taught to say the target's own greedy tokens (no labels) on audio the offline voice
     speaks from a built-in public-domain text. Runs on the CPU; the draft for base ships (--draft shallow)."""
     if output.suffix != ".safetensors":
-        raise SpecvoiceError(f"{output}: a draft file ends in .safetensors")
+        raise OptionError(f"{output}: a draft file ends in .safetensors")
     if output.is_dir():
-        raise SpecvoiceError(f"{output}: is a folder; give a file name such as draft.safetensors")
+        raise OptionError(f"{output}: is a folder; give a file name such as draft.safetensors")
     try:
         layers = tuple(int(part) for part in shares.split(","))
     except ValueError:
-        raise SpecvoiceError(f"--shares {shares!r}: give layer numbers such as 0,5") from None
+        raise OptionError(f"--shares {shares!r}: give layer numbers such as 0,5") from None
     settings = DistillOptions(layers, frequent, repeats, epochs, learning_rate, seed)
     import torch
 

@@ -388,5 +388,5 @@ class DistillOptions:
 
     def __post_init__(self):
         if not self.shares or len(set(self.shares)) != len(self.shares) or min(self.shares) < 0:
-            raise SpecvoiceError(f"--shares {','.join(map(str, self.shares))}: give distinct layer numbers such as 0,5")
+            raise OptionError(f"--shares {','.join(map(str, self.shares))}: give distinct layer numbers such as 0,5")
         _check_limits(self)

@@ -167,18 +167,21 @@ def test_shipped_draft_loads_offline_and_gives_the_greedy_tokens(int8_base, mani
             assert got.stats.accepted > 0, row["id"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (("distill", "-o", "draft.pt"), ("draft.pt", ".safetensors")),
-    (("distill", "-o", "d.safetensors", "--shares", "0,x"), ("--shares", "0,x")),
-    (("distill", "-o", "d.safetensors", "--shares", "1,1"), ("--shares 1,1", "distinct")),
-    (("distill", "-o", "d.safetensors", "--epochs", "0"), ("--epochs",)),
-    (("transcribe", "CLIP", "--method", "specasr", "--draft", "missing.safetensors"), ("missing.safetensors",)),
-    (("transcribe", "CLIP", "-m", "tiny.en", "--method", "specasr", "--draft", "shallow"), ("tiny.en", "distill")),
+# A value the options refuse is a usage error (exit 2, as every command's); a draft that cannot be had exits 1.
+@pytest.mark.parametrize("args, words, code", [
+    (("distill", "-o", "draft.pt"), ("draft.pt", ".safetensors"), 2),
+    (("distill", "-o", "d.safetensors", "--shares", "0,x"), ("--shares", "0,x"), 2),
+    (("distill", "-o", "d.safetensors", "--shares", "1,1"), ("--shares 1,1", "distinct"), 2),
+    (("distill", "-o", "d.safetensors", "--epochs", "0"), ("--epochs",), 2),
+    (("transcribe", "CLIP", "--method", "specasr", "--draft", "missing.safetensors"), ("missing.safetensors",), 1),
+    (("transcribe", "CLIP", "-m", "tiny.en", "--method", "specasr", "--draft", "shallow"), ("tiny.en", "distill"), 1),
 ])
-def test_distill_and_draft_file_bad_input_is_one_line(tmp_path, args, words):
+def test_distill_and_draft_file_bad_input_is_one_line(tmp_path, args, words, code):
     from conftest import SPEECH
     from test_cli import assert_one_line_error, specvoice
 
     args = [str(SPEECH / "whisper_jfk.wav") if arg == "CLIP" else arg for arg in args]
-    assert_one_line_error(specvoice(*args, cwd=tmp_path), *words)
+    result = specvoice(*args, cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert result.returncode == code
     assert not list(tmp_path.glob("*.safetensors*"))
