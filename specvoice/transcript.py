@@ -93,10 +93,16 @@ def render_json(t: Transcript, extra: dict | None = None) -> str:
 RENDERERS = {"txt": render_txt, "srt": render_srt, "vtt": render_vtt, "json": render_json}
 
 
+def output_path(stem: Path, fmt: str) -> Path:
+    """The file a transcript in format `fmt` is written to: `stem` with the format's ending added (a dot in the
+    input's own name stays: talk.v2 gives talk.v2.txt)."""
+    return stem.with_name(f"{stem.name}.{fmt}")
+
+
 def write_outputs(t: Transcript, stem: Path, formats: list[str], extra: dict | None = None) -> list[Path]:
     written = []
     for fmt in formats:
-        path = stem.with_name(stem.name + "." + fmt)
+        path = output_path(stem, fmt)
         write_atomic(path, render_json(t, extra) if fmt == "json" else RENDERERS[fmt](t))
         written.append(path)
     return written

@@ -19,6 +19,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, audio_seconds, audio_suffixes, load_audio
 from ..errors import SpecvoiceError
 from ..files import os_reason, prepare_folder
+from ..transcript import output_path
 
 STDIN = "-"
 MIN_SECONDS = 0.1  # shorter than this holds no word (and is what a truncated file usually leaves)
@@ -36,8 +37,7 @@ class Input:
         return load_audio(self.source, self.name)
 
     def outputs(self, output_dir: Path, formats: list[str]) -> list[Path]:
-        stem = output_dir / self.stem
-        return [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
+        return [output_path(output_dir / self.stem, fmt) for fmt in formats]
 
 
 class Gathered(NamedTuple):
@@ -114,7 +114,7 @@ def gather(arguments: list[Path], output_dir: Path | None, formats: list[str], s
     for item in todo:
         problem = _check(item, probe)
         if problem is None and output_dir is not None:
-            longest = max((f"{item.stem.name}.{fmt}" for fmt in formats), key=lambda n: len(n.encode()))
+            longest = max((output_path(item.stem, fmt).name for fmt in formats), key=lambda n: len(n.encode()))
             if len(longest.encode()) > _name_limit(output_dir):
                 problem = f"{item.name}: output name {longest!r} is longer than the file system allows"
         (problems.append(problem) if problem else readable.append(item))
