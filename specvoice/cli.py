@@ -516,8 +516,6 @@ def bench(
     With --task stream: commit delays and work per update of live transcription. With --task tts: LM-stage
     seconds per audio second of ar and ssd, speed-up, tokens per target pass, acceptance, and the WER of each
     synthesized sentence transcribed back."""
-    import shlex
-
     if process and task != BenchTask.transcribe:
         raise OptionError(f"--process times transcription commands: it goes with --task transcribe, not {task.value}")
     if task == BenchTask.tts:
@@ -527,8 +525,7 @@ def bench(
                                        threads=threads))
 
     from .bench.manifest import read_manifest
-    from .bench.report import print_table, write_reports
-    from .bench.suite import contestants, method_names, peer_names, run_bench
+    from .bench.suite import method_names, peer_names
 
     precisions = [ModelOptions(model=model, draft=draft, device=device.value, dtype=name.strip(), threads=threads)
                   for name in dtypes.split(",") if name.strip()]
@@ -541,14 +538,31 @@ def bench(
     if task == BenchTask.stream:
         _bench_stream(clips, precisions[0], draft, ListenOptions(speed=speed, step=step), output_dir)
         return
-    needs_draft = "transformers" in peer_list or any(DecodingOptions(m).needs_draft for m in method_list)
+    context = {"manifest": str(manifest), "limit": limit}
+    if process:
+        _bench_process(clips, skipped, precisions, method_list, peer_list, draft, model, context, warmup, repeat,
+                       output_dir)
+    else:
+        _bench_in_process(clips, skipped, precisions, method_list, peer_list, draft, model, context, warmup, repeat,
+                          output_dir)
+
+
+def _bench_in_process(clips, skipped, precisions: list[ModelOptions], methods: list[str], peers: list[str],
+                      draft: str, model: str, context: dict, warmup: int, repeat: int, output_dir: Path) -> dict:
+    """The transcribe bench in this process: every contestant interleaved with ar; its results, also written."""
+    import shlex
+
+    from .bench.report import print_table, write_reports
+    from .bench.suite import contestants, run_bench
+
+    needs_draft = "transformers" in peers or any(DecodingOptions(m).needs_draft for m in methods)
     targets, draft_model = _load_targets(precisions, draft if needs_draft else None)
-    chosen, notes = contestants(method_list, peer_list, targets, draft_model, model)
+    chosen, notes = contestants(methods, peers, targets, draft_model, model)
     for note in notes:
         stderr.print(f"note: {note}", markup=False)
     first = next(iter(targets.values()))
-    settings = {"manifest": str(manifest), "model": model, "draft": draft if needs_draft else None,
-                "methods": method_list, "peers": peer_list, "limit": limit, "device": first.device.type}
+    settings = {**context, "model": model, "draft": draft if needs_draft else None, "methods": methods,
+                "peers": peers, "device": first.device.type}
     results = run_bench(clips, chosen, device=first.device, precisions=list(targets), warmup=warmup, repeat=repeat,
                         command=shlex.join(["specvoice", *sys.argv[1:]]), settings=settings, notes=notes,
                         skipped_lines=skipped)
@@ -556,6 +570,43 @@ def bench(
     written, more_notes = write_reports(results, output_dir)
     for note in more_notes:
         stderr.print(f"note: {note}", markup=False)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+    return results
+
+
+def _bench_process(clips, skipped, precisions: list[ModelOptions], methods: list[str], peers: list[str], draft: str,
+                   model: str, context: dict, warmup: int, repeat: int, output_dir: Path) -> None:
+    """`bench --process`: each contestant as a whole command, then the same contestants in this process (their
+    report in OUTPUT_DIR/in-process), set side by side."""
+    import shlex
+    from dataclasses import replace
+
+    import torch
+
+    from .bench import process
+    from .bench.suite import machine
+
+    placement = precisions[0].placement()
+    threads = precisions[0].threads or torch.get_num_threads()  # every command and the in-process run alike
+    precisions = [replace(p, threads=threads) for p in precisions]
+    labels = [p.placement().label for p in precisions]
+    chosen, notes = process.commands(methods, labels, peers, model, draft, placement.device, threads)
+    goals, more_notes = process.targets(clips)
+    notes += more_notes + [f"manifest line {s.line} skipped: {s.reason}" for s in skipped]
+    for note in notes:
+        stderr.print(f"note: {note}", markup=False)
+    steps = process.schedule(chosen, goals, warmup, repeat)
+    startups, outcomes = process.measure(process.with_progress(steps))
+    timed = {command.name for command in chosen}
+    inside = _bench_in_process(clips, skipped, precisions, methods, [p for p in peers if p in timed], draft, model,
+                               context, warmup, repeat, output_dir / "in-process")
+    settings = {**context, "model": model, "draft": draft, "methods": methods, "peers": peers,
+                "device": placement.device, "threads": threads, "warmup": warmup, "repeat": repeat}
+    results = process.results(chosen, goals, startups, outcomes, process.in_process_seconds(inside),
+                              command=shlex.join(["specvoice", *sys.argv[1:]]),
+                              machine=machine(torch.device(placement.device), labels), settings=settings, notes=notes)
+    typer.echo(process.markdown(results), nl=False)
+    written = process.write_reports(results, output_dir)
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 
