@@ -6,19 +6,18 @@ drift on the machine moves them alike.
 
 A command's time is wall seconds from its start to its exit: interpreter start-up, imports, model loading,
 reading the audio and writing the text included. Its memory is its peak resident set (the kernel's ru_maxrss of
-that child). faster-whisper's start-up alone is also a command (`--load-only`), so the report can set process
+that process, taken by launch.py). faster-whisper's start-up alone is also a command (`--load-only`), so the report can set process
 seconds minus start-up beside the same contestant timed inside a running process (the in-process bench).
 """
 
 from __future__ import annotations
 
-import os
+import json
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -124,19 +123,18 @@ class Timing:
 
 
 def run_timed(argv: list[str], log: Path) -> Timing:
-    """Run a command to its end, its output into `log`: its wall seconds and its peak resident memory."""
-    with log.open("wb") as out:
-        began = time.perf_counter()
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        # wait4 gives this child's own resource use. RUSAGE_CHILDREN's ru_maxrss is the largest of all children
-        # waited for so far: after a larger command, a smaller one would read the larger one's peak.
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - began
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-    if child.returncode:
+    """Run a command to its end, its output into `log`: its wall seconds and its peak resident memory, both
+    taken by launch.py (see there why the command is not started from this process)."""
+    launched = subprocess.run([sys.executable, "-m", "specvoice.bench.launch", str(log), *argv],
+                              capture_output=True, text=True)
+    if launched.returncode:
+        said = launched.stderr.strip().splitlines() or ["no output"]
+        raise SpecvoiceError(f"could not run {shlex.join(argv)}: {said[-1]}")
+    report = json.loads(launched.stdout)
+    if report["exit"]:
         said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        raise SpecvoiceError(f"{shlex.join(argv)} exited with {child.returncode}: {said[-1] if said else 'no output'}")
-    return Timing(seconds, usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024))  # bytes on macOS
+        raise SpecvoiceError(f"{shlex.join(argv)} exited with {report['exit']}: {said[-1] if said else 'no output'}")
+    return Timing(report["seconds"], report["peak_mib"])
 
 
 @dataclass
@@ -342,8 +340,6 @@ def render_markdown(results: dict) -> str:
 
 
 def write_reports(results: dict, output_dir: Path) -> list[Path]:
-    import json
-
     output_dir.mkdir(parents=True, exist_ok=True)
     written = [output_dir / "results.json", output_dir / "results.md"]
     write_atomic(written[0], json.dumps(results, ensure_ascii=False, indent=2) + "\n")
