@@ -184,7 +184,7 @@ def measure(steps: Iterable[Step]) -> tuple[dict[str, list[Timing]], dict[str, d
                 measured = outcomes.setdefault(step.target.id, {}).setdefault(step.command.name, Measured())
                 measured.timings.append(timing)
                 measured.texts = measured.texts or _texts(output, step.target)
-            shutil.rmtree(output)
+            shutil.rmtree(output, ignore_errors=True)  # a warm-up run is not read: nothing may be there
     return startups, outcomes
 
 
