@@ -28,7 +28,7 @@ METHODS = {
 }
 # What --method auto runs. On the CPU a model draft costs more than the target passes it saves (a tiny.en step
 # is 0.4 of an int8 base step, and its encoder runs on every window): ar-int8 is 1.11x faster than specasr-int8
-# end to end on the short dev clips and 1.28x on long form (BENCHMARKS.md). On CUDA a pass costs
+# end to end on the short dev clips and 1.22x on long form (BENCHMARKS.md). On CUDA a pass costs
 # about the same for 1 token or 30, so drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
 METHOD_CHOICES = {"auto": "ar on the CPU, where a model draft costs more than it saves; specasr on CUDA (or "
