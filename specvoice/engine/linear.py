@@ -83,8 +83,10 @@ def quantise_rows(weight: torch.Tensor) -> Int8Rows:
     """A float weight [outputs, width] in int8, padded for this machine's int8 engine."""
     weight = weight.detach().float()
     outputs, width = weight.shape
-    padded = torch.cat([weight, weight.new_zeros(outputs, _padding(width, _fixed_quantisation()))], dim=1)
-    scales = (padded.abs().amax(dim=1) / 127).clamp(min=1e-12).double()
+    pad = _padding(width, _fixed_quantisation())
+    padded = torch.cat([weight, weight.new_zeros(outputs, pad)], dim=1) if pad else weight  # base's 106 MB table
+    largest = torch.linalg.vector_norm(padded, float("inf"), dim=1)  # each row's max |w|, without a copy of |w|
+    scales = (largest / 127).clamp(min=1e-12).double()
     with warnings.catch_warnings():  # FBGEMM's prepack still takes a quantized tensor, however deprecated
         warnings.simplefilter("ignore")
         quantized = torch.quantize_per_channel(padded, scales, torch.zeros(outputs, dtype=torch.long), 0,
@@ -158,9 +160,10 @@ def joined(linears: Sequence[torch.nn.Linear], scale: float) -> tuple[torch.Tens
     first one's (exact for a power of two such as Whisper's 1/8)."""
     weights = [l.weight.detach() for l in linears]
     biases = [l.bias.detach() if l.bias is not None else l.weight.new_zeros(l.out_features) for l in linears]
-    weights[0], biases[0] = weights[0] * scale, biases[0] * scale
+    if scale != 1:
+        weights[0], biases[0] = weights[0] * scale, biases[0] * scale
     bias = torch.cat(biases) if any(l.bias is not None for l in linears) else None
-    return torch.cat(weights), bias
+    return (torch.cat(weights) if len(weights) > 1 else weights[0]), bias  # one weight: not copied
 
 
 def fused(*linears: torch.nn.Linear, int8: bool | Quantiser = False, scale: float = 1.0) -> torch.nn.Module:
