@@ -141,3 +141,13 @@ def test_base_cold_warm_and_uncached_give_the_same_logits_on_speech(real_models,
     assert torch.equal(logits(cold), expected) and len(list(tmp_path.glob("int8/*"))) == 1
     refuse_to_quantise(monkeypatch)
     assert torch.equal(logits(WhisperModel.from_folder("base", base.folder, int8=True)), expected)
+
+
+def test_a_shallow_draft_of_an_int8_model_gets_the_float_model_s_layers(folder):
+    from specvoice.whisper.shallow import ShallowDraft
+
+    vocabulary = torch.arange(0, 90, 3)
+    lean, full = (ShallowDraft(model, (1,), vocabulary) for model in (int8_model(folder), uncached(folder)))
+    ours, theirs = lean.state_dict(), full.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[name], theirs[name]) for name in ours)
+    assert torch.equal(lean.embed_tokens, full.embed_tokens) and lean.embed_tokens.dtype == torch.float32
