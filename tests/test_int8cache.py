@@ -83,12 +83,15 @@ def test_the_token_table_stays_in_its_stored_precision_and_the_model_says_float3
 
 @pytest.mark.parametrize("damage", ["truncated", "not safetensors"])
 def test_a_damaged_cache_file_is_written_again(folder, damage):
+    from safetensors.torch import load
+
     expected = outputs(int8_model(folder))
     [written] = cache_files()
     data = written.read_bytes()
     written.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a cache file" * 64)
     assert_same(outputs(int8_model(folder)), expected)
-    assert written.read_bytes() == data
+    again, first = load(written.read_bytes()), load(data)
+    assert again.keys() == first.keys() and all(torch.equal(again[name], first[name]) for name in first)
 
 
 def test_a_cache_folder_that_takes_no_file_leaves_runs_as_without_a_cache(folder, tmp_path, monkeypatch):

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
 
 import torch
+from safetensors import SafetensorError
 
-from ..engine.linear import Int8Rows, Quantiser, int8_choices, joined, quantise_rows
+from ..engine.linear import Int8Rows, PackedRows, Quantiser, int8_choices, joined, quantise_rows
 from ..files import cache_dir, fill_atomic
 from .weights import read_tensors
 
-FORMAT = 1  # what a file holds and how its groups are named: bump when either changes
+FORMAT = 2  # what a file holds and how its groups are named: bump when either changes
+_UNREADABLE = (OSError, SafetensorError, KeyError, ValueError)  # a file missing, cut short or damaged
 
 
 def identity(folder: Path) -> str | None:
@@ -44,9 +47,10 @@ def cache_file(folder: Path, of: str) -> Path:
 
 
 class Int8Cache(Quantiser):
-    """The int8 weights of one model's fused linear groups: read from its cache file where it has them, else
-    quantised from float weights (read from the folder, a group at a time, where the model left them unread)
-    and written to a new file once the model's layers are built (finish)."""
+    """The int8 weights of one model's fused linear groups: read from its cache file where it has them (packed
+    ahead in as many threads as PyTorch has, in the order the layers ask for them), else quantised from float
+    weights (read from the folder, a group at a time, where the model left them unread) and written to a new
+    file once the model's layers are built (finish)."""
 
     def __init__(self, model: torch.nn.Module, folder: Path):
         self.folder = folder
@@ -56,39 +60,49 @@ class Int8Cache(Quantiser):
         self.path = cache_file(folder, self.identity) if self.identity else None
         self.stored = self._stored_groups()
         self.made: dict[str, torch.Tensor] = {}  # what this run quantised, under the file's names
+        self.widths: dict[str, int] = {}  # the input width of each group quantised, in the order built
+        self.pool = ThreadPoolExecutor(torch.get_num_threads()) if self.stored else None
+        self.ahead = {group: self.pool.submit(self._packed, group) for group in self.stored or ()}
 
-    def _stored_groups(self) -> set[str] | None:
-        """The tensor names of a readable cache file of these weights; None where there is none."""
-        from safetensors import SafetensorError, safe_open
+    def _stored_groups(self) -> dict[str, int] | None:
+        """The groups of a readable cache file of these weights and their input widths, in the order they were
+        built; None where there is no such file."""
+        from safetensors import safe_open
 
         if self.path is None:
             return None
         try:
             with safe_open(str(self.path), "pt") as stored:
-                if (stored.metadata() or {}).get("identity") != self.identity:
-                    return None
-                return set(stored.keys())
-        except (OSError, SafetensorError):  # none yet, or cut short or damaged: written again
+                metadata = stored.metadata() or {}
+            return json.loads(metadata["groups"]) if metadata.get("identity") == self.identity else None
+        except _UNREADABLE:  # none yet, or cut short or damaged: written again
             return None
 
-    def rows(self, linears: Sequence[torch.nn.Linear], scale: float) -> tuple[Int8Rows, torch.Tensor | None]:
+    def rows(self, linears: Sequence[torch.nn.Linear],
+             scale: float) -> tuple[Int8Rows | PackedRows, torch.Tensor | None]:
         group = "+".join(self.names[linear] for linear in linears) + ("" if scale == 1 else f"*{scale!r}")
-        if self.stored is not None and f"{group}.values" in self.stored:
-            return self._read(group, linears[0].in_features)
+        if group in self.ahead:
+            try:
+                return self.ahead.pop(group).result()
+            except _UNREADABLE:  # the file changed since it was opened: quantised as without it
+                pass
         weight, bias = joined(self._in_float(linears), scale)
         rows = quantise_rows(weight)
         self.made |= {f"{group}.values": rows.values, f"{group}.scales": rows.scales}
         if bias is not None:
             self.made[f"{group}.bias"] = bias
+        self.widths[group] = rows.width
         return rows, bias
 
-    def _read(self, group: str, width: int) -> tuple[Int8Rows, torch.Tensor | None]:
+    def _packed(self, group: str) -> tuple[PackedRows, torch.Tensor | None]:
         from safetensors import safe_open
 
         # opened for each group: a mapping kept open would keep every page read so far in the process's memory
         with safe_open(str(self.path), "pt") as stored:
-            bias = stored.get_tensor(f"{group}.bias") if f"{group}.bias" in self.stored else None
-            return Int8Rows(stored.get_tensor(f"{group}.values"), stored.get_tensor(f"{group}.scales"), width), bias
+            bias = stored.get_tensor(f"{group}.bias") if f"{group}.bias" in stored.keys() else None
+            rows = Int8Rows(stored.get_tensor(f"{group}.values"), stored.get_tensor(f"{group}.scales"),
+                            self.stored[group])
+            return rows.pack(), bias
 
     def _in_float(self, linears: Sequence[torch.nn.Linear]) -> list:
         """The linears, each with its float weights read from the folder where the model left them unread."""
@@ -107,9 +121,11 @@ class Int8Cache(Quantiser):
         from safetensors.torch import save_file
 
         if self.made and self.stored is None and self.path is not None:
+            metadata = {"identity": self.identity, "groups": json.dumps(self.widths)}
             try:
-                fill_atomic(self.path, lambda temporary: save_file(self.made, str(temporary),
-                                                                   metadata={"identity": self.identity}))
+                fill_atomic(self.path, lambda temporary: save_file(self.made, str(temporary), metadata=metadata))
             except OSError:
                 pass  # a read-only or full cache folder: the next run quantises again
         self.made = {}
+        if self.pool is not None:
+            self.pool.shutdown()
