@@ -1,14 +1,14 @@
 """Whisper's int8 layers kept on disk: a run after a model's first neither quantises nor reads the float weights
 of a linear layer.
 
-Building base's int8 layers from its weights cost a command ~0.55 s (quantising 0.23 s, prepacking 0.31 s)
-and every linear weight in float32. The first int8 run of a model folder writes what it quantised, each
-fused group's int8 weight (padded as RowInt8Linear pads it), per-row scales and bias, to one safetensors file
-under cache_dir()/int8; later runs read a group at a time and only prepack it, with the same int8 values and
-scales, so the same logits. The file is named by what decides its contents: the folder, the size and
-modification time of its model.safetensors, the int8 engine and the activation width its probe chose
-(engine/linear.py), PyTorch's version (its rounding) and FORMAT. A file that cannot be read is written
-again; where the cache folder takes no file, each run quantises as if there were no cache.
+Building base's int8 layers from its weights cost a command ~0.55 s (quantising 0.23 s, prepacking 0.31 s) and
+every linear weight in float32. The first int8 run of a model folder writes what it quantised, each fused
+group's int8 weight (padded as RowInt8Linear pads it), per-row scales and bias, to one safetensors file under
+cache_dir()/int8; later runs read a group at a time and only prepack it (groups side by side in threads), with
+the same int8 values and scales, so the same logits. The file is named by what decides its contents: the
+folder, the size and modification time of its model.safetensors, the int8 engine and the activation width its
+probe chose (engine/linear.py), PyTorch's version (its rounding) and FORMAT. A file that cannot be read is
+written again; where the cache folder takes no file, each run quantises as if there were no cache.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def identity(folder: Path) -> str | None:
 
 def cache_file(folder: Path, of: str) -> Path:
     """Where the int8 layers of the weights in `folder` (whose identity is `of`) are kept."""
-    return cache_dir() / "int8" / f"{folder.resolve().name[:64]}-{hashlib.sha256(of.encode()).hexdigest()[:16]}.safetensors"
+    digest = hashlib.sha256(of.encode()).hexdigest()[:16]
+    return cache_dir() / "int8" / f"{folder.resolve().name[:64]}-{digest}.safetensors"
 
 
 class Int8Cache(Quantiser):
