@@ -36,12 +36,19 @@ def _temporary_prefix(name: str) -> str:
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a whole file or nothing: a temporary file beside `path`, renamed over it once complete."""
+    """Write a whole file or nothing (see fill_atomic)."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    fill_atomic(path, lambda temporary: temporary.write_bytes(data))
+
+
+def fill_atomic(path: Path, fill: Callable[[Path], None]) -> None:
+    """Write a whole file or nothing: `fill` writes a temporary file beside `path`, renamed over it once
+    complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path.name), suffix=".partial")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        fill(Path(temporary))
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import specvoice.engine.linear as linear_module
-from specvoice.engine.linear import FusedLinear, RowInt8Linear, fused
+from specvoice.engine.linear import FusedLinear, RowInt8Linear, fused, quantise_rows
 
 
 def linear(inputs: int, outputs: int, seed: int, bias: bool = True) -> torch.nn.Linear:
@@ -21,7 +21,7 @@ def int8_layer(fixed: bool, reference: torch.nn.Linear) -> RowInt8Linear:
     original = linear_module._fixed_quantisation
     linear_module._fixed_quantisation = lambda: fixed
     try:
-        return RowInt8Linear(reference.weight, reference.bias)
+        return RowInt8Linear(quantise_rows(reference.weight), reference.bias)
     finally:
         linear_module._fixed_quantisation = original
 
@@ -43,7 +43,7 @@ def test_int8_rows_are_bit_identical_alone_or_in_any_batch(inputs, outputs, rows
 
 def test_int8_is_close_to_float_and_zero_rows_stay_zero():
     reference = linear(512, 256, 0)
-    layer = RowInt8Linear(reference.weight, reference.bias)
+    layer = RowInt8Linear(quantise_rows(reference.weight), reference.bias)
     x = torch.randn(6, 512)
     x[3] = 0.0
     expected, got = reference(x), layer(x)

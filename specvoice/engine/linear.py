@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import warnings
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -55,25 +57,74 @@ def unit_quantisation(fixed: bool) -> tuple[float, int, bool]:
     return eight_bit if abs(float(got.sum()) - width) < 0.02 * width else (2 / 127, 64, True)
 
 
+def int8_choices() -> dict:
+    """What int8 layers built here depend on besides the weights: the engine (which GEMM, hence the padding)
+    and the activations' quantisation its probe chose."""
+    fixed = _fixed_quantisation()
+    scale, zero_point, _ = unit_quantisation(fixed)
+    return {"engine": torch.backends.quantized.engine, "fixed": fixed, "scale": scale, "zero_point": zero_point}
+
+
+def _padding(width: int, fixed: bool) -> int:
+    """Columns past the input: up to a multiple of _ALIGN, and room for the two pinning columns (dynamic GEMM)."""
+    return (-width) % _ALIGN if fixed else (-(width + 2)) % _ALIGN + 2
+
+
+@dataclass
+class PackedRows:
+    """An int8 weight in FBGEMM's packed form, for inputs `width` wide."""
+
+    packed: torch.ScriptObject
+    width: int
+
+
+@dataclass
+class Int8Rows:
+    """A weight in int8: `values` [outputs, width + padding] (zeros past `width`), one float64 scale per row."""
+
+    values: torch.Tensor
+    scales: torch.Tensor
+    width: int
+
+    def pack(self) -> PackedRows:
+        """The slow part of building a layer (base's 51865-row output projection: ~0.18 s). PyTorch releases
+        the GIL meanwhile: threads can pack side by side."""
+        outputs = self.values.shape[0]
+        with warnings.catch_warnings():  # FBGEMM's prepack still takes a quantized tensor, however deprecated
+            warnings.simplefilter("ignore")
+            quantized = torch._make_per_channel_quantized_tensor(self.values, self.scales,
+                                                                 torch.zeros(outputs, dtype=torch.long), 0)
+        return PackedRows(torch.ops.quantized.linear_prepack(quantized, None), self.width)
+
+
+def quantise_rows(weight: torch.Tensor) -> Int8Rows:
+    """A float weight [outputs, width] in int8, padded for this machine's int8 engine."""
+    weight = weight.detach().float()
+    outputs, width = weight.shape
+    pad = _padding(width, _fixed_quantisation())
+    padded = torch.cat([weight, weight.new_zeros(outputs, pad)], dim=1) if pad else weight  # base's 106 MB table
+    largest = torch.linalg.vector_norm(padded, float("inf"), dim=1)  # each row's max |w|, without a copy of |w|
+    scales = (largest / 127).clamp(min=1e-12).double()
+    with warnings.catch_warnings():  # FBGEMM's prepack still takes a quantized tensor, however deprecated
+        warnings.simplefilter("ignore")
+        quantized = torch.quantize_per_channel(padded, scales, torch.zeros(outputs, dtype=torch.long), 0,
+                                               torch.qint8)
+    return Int8Rows(quantized.int_repr(), scales, width)
+
+
 class RowInt8Linear(torch.nn.Module):
     """y = x W^T + b with W in int8 (one scale per output channel) and x in int8 (one scale per row)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+    def __init__(self, weight: Int8Rows | PackedRows, bias: torch.Tensor | None):
         super().__init__()
-        weight = weight.detach().float()
-        outputs, width = weight.shape
         self.fixed = _fixed_quantisation()
         self.unit_scale, self.zero_point, self.reduce_range = unit_quantisation(self.fixed)
-        pad = (-width) % _ALIGN if self.fixed else (-(width + 2)) % _ALIGN + 2
-        padded = torch.cat([weight, weight.new_zeros(outputs, pad)], dim=1)
-        scales = (padded.abs().amax(dim=1) / 127).clamp(min=1e-12).double()
-        with warnings.catch_warnings():  # FBGEMM's prepack still takes a quantized tensor, however deprecated
-            warnings.simplefilter("ignore")
-            quantized = torch.quantize_per_channel(padded, scales, torch.zeros(outputs, dtype=torch.long), 0,
-                                                   torch.qint8)
-        self.packed = torch.ops.quantized.linear_prepack(quantized, None)
+        if isinstance(weight, Int8Rows):
+            weight = weight.pack()
+        self.packed = weight.packed
         self.bias = None if bias is None else bias.detach().float().clone()
-        self.edge = torch.zeros(pad)  # columns past the input: zeros, or the +1 and -1 that pin a dynamic range
+        # columns past the input: zeros, or the +1 and -1 that pin a dynamic range
+        self.edge = torch.zeros(_padding(weight.width, self.fixed))
         if not self.fixed:
             self.edge[:2] = torch.tensor([1.0, -1.0])
 
@@ -107,11 +158,34 @@ class FusedLinear(torch.nn.Module):
         return y + self.bias if self.bias is not None else y
 
 
-def fused(*linears: torch.nn.Linear, int8: bool = False, scale: float = 1.0) -> torch.nn.Module:
-    """One layer for Linears that read the same input, their outputs side by side; `scale` multiplies the
-    outputs of the first one (folded into its weights: exact for a power of two such as Whisper's 1/8)."""
+class Quantiser:
+    """Where fused() gets the int8 weight of a group of Linears: quantised from their float weights here;
+    whisper/int8cache.py's subclass reads it from a model's on-disk cache."""
+
+    def rows(self, linears: Sequence[torch.nn.Linear],
+             scale: float) -> tuple[Int8Rows | PackedRows, torch.Tensor | None]:
+        weight, bias = joined(linears, scale)
+        return quantise_rows(weight), bias
+
+    def finish(self) -> None:
+        """Called once every layer of a model is built (a cache writes what it quantised)."""
+
+
+def joined(linears: Sequence[torch.nn.Linear], scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weight and bias of Linears that read the same input, outputs side by side, `scale` folded into the
+    first one's (exact for a power of two such as Whisper's 1/8)."""
     weights = [l.weight.detach() for l in linears]
     biases = [l.bias.detach() if l.bias is not None else l.weight.new_zeros(l.out_features) for l in linears]
-    weights[0], biases[0] = weights[0] * scale, biases[0] * scale
+    if scale != 1:
+        weights[0], biases[0] = weights[0] * scale, biases[0] * scale
     bias = torch.cat(biases) if any(l.bias is not None for l in linears) else None
-    return (RowInt8Linear if int8 else FusedLinear)(torch.cat(weights), bias)
+    return (torch.cat(weights) if len(weights) > 1 else weights[0]), bias  # one weight: not copied
+
+
+def fused(*linears: torch.nn.Linear, int8: bool | Quantiser = False, scale: float = 1.0) -> torch.nn.Module:
+    """One layer for Linears that read the same input, their outputs side by side; `scale` multiplies the
+    outputs of the first one. int8: False for float, True to quantise here, or the Quantiser to take the int8
+    weight from."""
+    if not int8:
+        return FusedLinear(*joined(linears, scale))
+    return RowInt8Linear(*(int8 if isinstance(int8, Quantiser) else Quantiser()).rows(linears, scale))

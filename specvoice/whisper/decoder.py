@@ -16,7 +16,7 @@ import torch
 from ..engine import ops
 from ..engine.cache import StaticKVCache
 from ..engine.decoder import Session
-from ..engine.linear import fused
+from ..engine.linear import Quantiser, fused
 from .encoder import LayerSteps, Step, WhisperEncoder, layer_steps, split_heads
 from .model import WhisperModel
 
@@ -31,7 +31,7 @@ class _Layer(LayerSteps):
     cross_out: Step
 
 
-def _layer(layer: torch.nn.Module, scaling: float, int8: bool) -> _Layer:
+def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser) -> _Layer:
     cross = layer.encoder_attn
     return _Layer(
         **vars(layer_steps(layer, scaling, int8)),
@@ -79,6 +79,8 @@ class WhisperDecoder:
         config = hf.config
         self.approximate = approximate
         int8 = whisper.int8 or (approximate and hf.device.type == "cpu" and hf.dtype == torch.float32)
+        int8 = int8 and whisper.int8_layers()  # where the int8 layers come from (an int8 model's cache)
+        hf = hf if int8 else whisper.float_weights()  # float layers need every float weight
         decoder = hf.model.decoder
         self.heads = config.decoder_attention_heads
         self.head_dim = config.d_model // self.heads
@@ -89,6 +91,8 @@ class WhisperDecoder:
         self.final_norm = decoder.layer_norm
         self.output = fused(hf.proj_out, int8=int8)
         self.encoder = WhisperEncoder(hf.model.encoder, int8)
+        if int8:
+            int8.finish()
         self.max_slots = max_slots or config.max_target_positions
         self.vocab_size = config.vocab_size
         self.device = hf.device

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..engine.linear import fused
+from ..engine.linear import Quantiser, fused
 
 Step = Callable[[torch.Tensor], torch.Tensor]
 Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # q, k, v [heads, n, d] -> [n, heads * d]
@@ -68,7 +68,7 @@ class LayerSteps:
     activation: Step
 
 
-def layer_steps(layer: torch.nn.Module, scaling: float, int8: bool) -> LayerSteps:
+def layer_steps(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser) -> LayerSteps:
     attention = layer.self_attn
     return LayerSteps(
         layer.self_attn_layer_norm.forward,
@@ -89,9 +89,9 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 class WhisperEncoder:
     """[1, n_mels, frames] log-mel features -> [frames / 2, d_model] audio states, for one window."""
 
-    def __init__(self, encoder: torch.nn.Module, int8: bool):
+    def __init__(self, encoder: torch.nn.Module, int8: bool | Quantiser):
         """encoder: transformers' WhisperEncoder or weights.py's, whose weights this reads (int8 copies them,
-        float shares)."""
+        float shares); int8: as engine/linear.py's fused() takes it."""
         config = encoder.config
         self.heads = config.encoder_attention_heads
         self.conv1, self.conv2 = encoder.conv1.forward, encoder.conv2.forward

@@ -9,11 +9,13 @@ from typing import Sequence
 
 import torch
 
+from ..engine.linear import Quantiser
 from ..engine.speculative import DecodeTask
 from ..errors import SpecvoiceError
+from .int8cache import Int8Cache
 from .rules import WhisperRules
 from .tokenizer import WhisperTokenizer
-from .weights import read_weights
+from .weights import WhisperWeights, read_unread, read_weights
 
 
 @dataclass(eq=False)
@@ -32,12 +34,28 @@ class WhisperModel:
     @classmethod
     def from_folder(cls, name: str, folder: Path, device: str | torch.device = "cpu",
                     dtype: torch.dtype = torch.float32, int8: bool = False) -> "WhisperModel":
-        """Load a transformers-format Whisper folder (config.json, weights, tokenizer)."""
-        model = read_weights(folder, dtype) or _transformers_model(folder, dtype)
-        model = model.to(device).eval()
+        """Load a transformers-format Whisper folder (config.json, weights, tokenizer).
+
+        int8: the linear layers' float weights are left unread (their int8 layers come from the int8 cache or
+        are quantised from the folder a group at a time: whisper/int8cache.py); float_weights reads them."""
+        model = read_weights(folder, dtype, linears=not int8) or _transformers_model(folder, dtype)
+        if not int8:  # int8 runs on the CPU, where the weights are read; unread ones cannot be moved
+            model = model.to(device)
+        model = model.eval()
         tokenizer = WhisperTokenizer.from_folder(folder, model.config.vocab_size)
         suppress, begin = _suppression(folder, model.config)
         return cls(name, model, tokenizer, suppress, begin, int8, _alignment_heads(folder), folder)
+
+    def float_weights(self, *modules: str) -> torch.nn.Module:
+        """The model, the weights of `modules` (names such as "model.decoder.layers.0"; all of them when none
+        are given) in float: for those who need float linear layers of a model loaded for int8."""
+        if self.folder is not None and isinstance(self.model, WhisperWeights):
+            read_unread(self.model, self.folder, modules)
+        return self.model
+
+    def int8_layers(self) -> Quantiser:
+        """Where this model's int8 layers come from: its folder's int8 cache, else quantised where built."""
+        return Quantiser() if self.folder is None else Int8Cache(self.model, self.folder)
 
     def transformers_model(self) -> torch.nn.Module:
         """transformers' WhisperForConditionalGeneration of these weights (for its generate(): the bench's peer)."""

@@ -48,7 +48,8 @@ class ShallowDraft(nn.Module):
 
     def __init__(self, target: WhisperModel, shares: tuple[int, ...], vocabulary: torch.Tensor):
         super().__init__()
-        decoder = target.model.model.decoder
+        # the shared layers' float weights: an int8 target may not have read them
+        decoder = target.float_weights(*(f"model.decoder.layers.{i}" for i in shares)).model.decoder
         config = target.model.config
         self.target_name = target.name
         self.name = SHALLOW  # what --draft named it (load_draft sets a file's path)
