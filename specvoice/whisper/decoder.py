@@ -173,12 +173,13 @@ class WhisperDecoder:
         """Teacher-forced pass over a whole sequence (from slot 0): its logits [n, vocab] and, for each
         (layer, head) in `heads`, that head's cross-attention scores before the softmax [len(heads), n, frames].
 
-        For word timestamps. The queries are kept for this pass only; the decoding steps keep none.
+        For word timestamps, after decoding: every method asks it alike, so its rows attend all at once (a prefill).
+        The queries are kept for this pass only; the decoding steps keep none.
         """
         queries: dict[int, torch.Tensor] = {}
         self._cross_queries = queries
         try:
-            logits = Session(self).feed(list(tokens))
+            logits = Session(self).prefill(list(tokens), range(len(tokens)))
         finally:
             self._cross_queries = None
         scores = [self._heads(queries[layer])[head] @ self.cross_keys[layer][head].T for layer, head in heads]
