@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_LIVE, PANEL_OUTPUT, PANEL_TEXT,
-                      TASKS, TTS_METHODS, BatchOptions, DecodingOptions, DistillOptions, ListenOptions, ModelOptions,
-                      OptionError, SynthesisOptions, describe)
+from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_BENCH, PANEL_LIVE, PANEL_MODELS,
+                      PANEL_OUTPUT, PANEL_TEXT, TASKS, TTS_METHODS, BatchOptions, DecodingOptions, DistillOptions,
+                      ListenOptions, ModelOptions, OptionError, SynthesisOptions, describe)
 from .transcript import FORMATS
 
 # rich_markup_mode=None: click's plain help layout, which keeps every option name whole at 80 columns (typer's
@@ -69,7 +69,7 @@ Device = _choices("Device", DEVICES)
 DType = _choices("DType", DTYPES)
 Task = _choices("Task", TASKS)
 TtsMethod = _choices("TtsMethod", TTS_METHODS)
-BenchTask = _choices("BenchTask", ("transcribe", "tts"))
+BenchTask = _choices("BenchTask", ("transcribe", "stream", "tts"))
 Kernels = _choices("Kernels", KERNELS)
 OutputFormat = _choices("OutputFormat", (*FORMATS, "all"))
 
@@ -491,32 +491,33 @@ def _live_source(path: Optional[Path], listening: ListenOptions):
 
 @app.command(cls=_Command)
 def bench(
-    manifest: Annotated[Path, typer.Option("--manifest", help="Speech manifest: JSON lines with id, audio (path relative to the manifest), text; optional kind, noisy.")],
+    manifest: Annotated[Path, typer.Option("--manifest", help="Speech manifest: JSON lines with id, audio (path relative to the manifest), text; optional kind, noisy.", rich_help_panel=PANEL_BENCH)],
+    task: Annotated[BenchTask, typer.Option(help="transcribe: the manifest's audio, every method and peer; stream: live transcription of each clip (listen's pipeline): commit delays, passes and decoder time per update for ar, the previous-hypothesis draft, specasr and both; tts: speak the manifest's texts with ar and ssd at each --betas and transcribe them back with --model/--draft.", rich_help_panel=PANEL_BENCH)] = BenchTask.transcribe,
+    process: Annotated[bool, typer.Option("--process", help="transcribe: time each contestant as a whole command, as a user times it (specvoice transcribe; faster-whisper through a script): one command per clip and one over all clips, wall seconds, each command's peak memory, faster-whisper's start-up; then the same contestants in this process, beside them.", rich_help_panel=PANEL_BENCH)] = False,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Measure only the first N usable clips.", rich_help_panel=PANEL_BENCH)] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs of each contestant before measuring.", rich_help_panel=PANEL_BENCH)] = 1,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each contestant per clip (transcribe: each paired with a run of ar; --process: contestants alternate run by run).", rich_help_panel=PANEL_BENCH)] = 1,
     model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
-    draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model for the methods that need one and for transformers' assisted generation.")] = DEFAULT_DRAFT,
-    methods: Annotated[str, typer.Option(help="Comma-separated methods, or all; ar is always measured, as the reference.")] = "all",
-    peers: Annotated[str, typer.Option(help="Comma-separated peers: transformers, faster-whisper-int8, faster-whisper-float32 (faster-whisper: both), all, or none.")] = "all",
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Measure only the first N usable clips.")] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where results.json, results.md and chart.png go.")] = Path("bench-out"),
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs of each method before measuring.")] = 1,
-    repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each method per clip, each paired with a run of ar.")] = 1,
+    draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model for the methods that need one and for transformers' assisted generation.", rich_help_panel=PANEL_MODELS)] = DEFAULT_DRAFT,
+    methods: Annotated[str, typer.Option(help="transcribe: comma-separated methods, or all; ar is always measured, as the reference.", rich_help_panel=PANEL_MODELS)] = "all",
+    peers: Annotated[str, typer.Option(help="transcribe: comma-separated peers: transformers, faster-whisper-int8, faster-whisper-float32 (faster-whisper: both), all, or none.", rich_help_panel=PANEL_MODELS)] = "all",
+    dtypes: Annotated[str, typer.Option(help="transcribe: comma-separated precisions to measure every method at (auto, int8, float32, float16, bfloat16); the first one's ar is the reference.", rich_help_panel=PANEL_MODELS)] = ModelOptions.dtype,
+    tts_model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--tts-model", command="bench")] = SynthesisOptions.model,
+    tts_draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--tts-draft", command="bench")] = SynthesisOptions.draft,
+    betas: Annotated[str, typer.Option(help="tts: comma-separated ssd tolerances to measure (0 is exact).", rich_help_panel=PANEL_MODELS)] = "0,0.4",
+    speed: Annotated[float, _option(ListenOptions, "speed", command="bench")] = ListenOptions.speed,
+    step: Annotated[float, _option(ListenOptions, "step", command="bench")] = ListenOptions.step,
     device: Annotated[Device, _option(ModelOptions, "device")] = Device(ModelOptions.device),
-    dtypes: Annotated[str, typer.Option(help="Comma-separated precisions (as --dtype of transcribe) to measure every method at; the first one's ar is the reference.")] = ModelOptions.dtype,
     threads: Annotated[Optional[int], _option(ModelOptions, "threads", command="bench")] = ModelOptions.threads,
-    task: Annotated[BenchTask, typer.Option(help="transcribe: the manifest's audio; tts: speak the manifest's texts with ar and ssd at each --betas, transcribe them back with --model/--draft (--methods, --peers and further --dtypes do not apply).")] = BenchTask.transcribe,
-    tts_model: Annotated[Optional[str], _option(SynthesisOptions, "model", "--tts-model")] = SynthesisOptions.model,
-    tts_draft: Annotated[Optional[str], _option(SynthesisOptions, "draft", "--tts-draft")] = SynthesisOptions.draft,
-    betas: Annotated[str, typer.Option(help="tts: comma-separated ssd tolerances to measure (0 is exact).")] = "0,0.4",
-    stream: Annotated[bool, typer.Option("--stream", help="Measure live transcription (listen) instead: commit delays, passes and decoder time per update for ar, the previous-hypothesis draft, specasr and both.")] = False,
-    speed: Annotated[float, _option(ListenOptions, "speed")] = ListenOptions.speed,
-    step: Annotated[float, _option(ListenOptions, "step")] = ListenOptions.step,
+    output_dir: Annotated[Path, _output("--output-dir", "-o", help="Where the reports go: results.json, results.md and chart.png (stream: stream.json, stream.md; tts: tts-results.json, tts-results.md).")] = Path("bench-out"),
 ):
     """Measure the methods beside transformers and faster-whisper on a speech manifest: WER, speed-up vs ar, passes per token.
 
-    With --task tts: LM-stage seconds per audio second of ar and ssd, speed-up, tokens per target pass,
-    acceptance, and the WER of each synthesized sentence transcribed back."""
-    import shlex
-
+    With --task stream: commit delays and work per update of live transcription. With --task tts: LM-stage
+    seconds per audio second of ar and ssd, speed-up, tokens per target pass, acceptance, and the WER of each
+    synthesized sentence transcribed back."""
+    if process and task != BenchTask.transcribe:
+        raise OptionError(f"--process times transcription commands: it goes with --task transcribe, not {task.value}")
     if task == BenchTask.tts:
         return _bench_tts(manifest, limit, output_dir, warmup, repeat, betas,
                           SynthesisOptions(model=tts_model, draft=tts_draft),
@@ -524,8 +525,7 @@ def bench(
                                        threads=threads))
 
     from .bench.manifest import read_manifest
-    from .bench.report import print_table, write_reports
-    from .bench.suite import contestants, method_names, peer_names, run_bench
+    from .bench.suite import method_names, peer_names
 
     precisions = [ModelOptions(model=model, draft=draft, device=device.value, dtype=name.strip(), threads=threads)
                   for name in dtypes.split(",") if name.strip()]
@@ -535,17 +535,34 @@ def bench(
         stderr.print(f"warning: {manifest}:{line.line}: {line.reason}", markup=False)
     if not clips:
         raise SpecvoiceError(f"{manifest}: no usable clips ({len(skipped)} lines skipped)")
-    if stream:
+    if task == BenchTask.stream:
         _bench_stream(clips, precisions[0], draft, ListenOptions(speed=speed, step=step), output_dir)
         return
-    needs_draft = "transformers" in peer_list or any(DecodingOptions(m).needs_draft for m in method_list)
+    context = {"manifest": str(manifest), "limit": limit}
+    if process:
+        _bench_process(clips, skipped, precisions, method_list, peer_list, draft, model, context, warmup, repeat,
+                       output_dir)
+    else:
+        _bench_in_process(clips, skipped, precisions, method_list, peer_list, draft, model, context, warmup, repeat,
+                          output_dir)
+
+
+def _bench_in_process(clips, skipped, precisions: list[ModelOptions], methods: list[str], peers: list[str],
+                      draft: str, model: str, context: dict, warmup: int, repeat: int, output_dir: Path) -> dict:
+    """The transcribe bench in this process: every contestant interleaved with ar; its results, also written."""
+    import shlex
+
+    from .bench.report import print_table, write_reports
+    from .bench.suite import contestants, run_bench
+
+    needs_draft = "transformers" in peers or any(DecodingOptions(m).needs_draft for m in methods)
     targets, draft_model = _load_targets(precisions, draft if needs_draft else None)
-    chosen, notes = contestants(method_list, peer_list, targets, draft_model, model)
+    chosen, notes = contestants(methods, peers, targets, draft_model, model)
     for note in notes:
         stderr.print(f"note: {note}", markup=False)
     first = next(iter(targets.values()))
-    settings = {"manifest": str(manifest), "model": model, "draft": draft if needs_draft else None,
-                "methods": method_list, "peers": peer_list, "limit": limit, "device": first.device.type}
+    settings = {**context, "model": model, "draft": draft if needs_draft else None, "methods": methods,
+                "peers": peers, "device": first.device.type}
     results = run_bench(clips, chosen, device=first.device, precisions=list(targets), warmup=warmup, repeat=repeat,
                         command=shlex.join(["specvoice", *sys.argv[1:]]), settings=settings, notes=notes,
                         skipped_lines=skipped)
@@ -553,6 +570,43 @@ def bench(
     written, more_notes = write_reports(results, output_dir)
     for note in more_notes:
         stderr.print(f"note: {note}", markup=False)
+    stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
+    return results
+
+
+def _bench_process(clips, skipped, precisions: list[ModelOptions], methods: list[str], peers: list[str], draft: str,
+                   model: str, context: dict, warmup: int, repeat: int, output_dir: Path) -> None:
+    """`bench --process`: each contestant as a whole command, then the same contestants in this process (their
+    report in OUTPUT_DIR/in-process), set side by side."""
+    import shlex
+    from dataclasses import replace
+
+    import torch
+
+    from .bench import process
+    from .bench.suite import machine
+
+    placement = precisions[0].placement()
+    threads = precisions[0].threads or torch.get_num_threads()  # every command and the in-process run alike
+    precisions = [replace(p, threads=threads) for p in precisions]
+    labels = [p.placement().label for p in precisions]
+    chosen, notes = process.commands(methods, labels, peers, model, draft, placement.device, threads)
+    goals, more_notes = process.targets(clips)
+    notes += more_notes + [f"manifest line {s.line} skipped: {s.reason}" for s in skipped]
+    for note in notes:
+        stderr.print(f"note: {note}", markup=False)
+    steps = process.schedule(chosen, goals, warmup, repeat)
+    startups, outcomes = process.measure(process.with_progress(steps))
+    timed = {command.name for command in chosen}
+    inside = _bench_in_process(clips, skipped, precisions, methods, [p for p in peers if p in timed], draft, model,
+                               context, warmup, repeat, output_dir / "in-process")
+    settings = {**context, "model": model, "draft": draft, "methods": methods, "peers": peers,
+                "device": placement.device, "threads": threads, "warmup": warmup, "repeat": repeat}
+    results = process.results(chosen, goals, startups, outcomes, process.in_process_seconds(inside),
+                              command=shlex.join(["specvoice", *sys.argv[1:]]),
+                              machine=machine(torch.device(placement.device), labels), settings=settings, notes=notes)
+    typer.echo(process.markdown(results), nl=False)
+    written = process.write_reports(results, output_dir)
     stderr.print(f"wrote {', '.join(str(path) for path in written)}", markup=False)
 
 

@@ -28,7 +28,7 @@ METHODS = {
 }
 # What --method auto runs. On the CPU a model draft costs more than the target passes it saves (a tiny.en step
 # is 0.4 of an int8 base step, and its encoder runs on every window): ar-int8 is 1.11x faster than specasr-int8
-# end to end on the short dev clips and 1.28x on long form (BENCHMARKS.md). On CUDA a pass costs
+# end to end on the short dev clips and 1.22x on long form (BENCHMARKS.md). On CUDA a pass costs
 # about the same for 1 token or 30, so drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
 METHOD_CHOICES = {"auto": "ar on the CPU, where a model draft costs more than it saves; specasr on CUDA (or "
@@ -51,6 +51,7 @@ PANEL_SAMPLING = "Sampling"
 PANEL_LIVE = "Live input"
 PANEL_TEXT = "Text"
 PANEL_BATCH = "Many files"
+PANEL_BENCH = "What is measured"
 
 
 def option(default: Any, help: str, panel: str | None = None, command_help: dict[str, str] | None = None,
@@ -279,9 +280,14 @@ class SynthesisOptions:
 
     model: str | None = option(None, f"TTS model: a Bark or Llasa hub id or folder, or {OFFLINE_VOICE} (the offline voice). "
                                      f"Default {DEFAULT_TTS_MODEL}; when its weights cannot be had, {OFFLINE_VOICE}.",
-                               PANEL_MODELS)
+                               PANEL_MODELS, command_help={"bench": f"tts: the model that speaks: a Bark or Llasa hub "
+                                                                    f"id or folder, or {OFFLINE_VOICE} (default "
+                                                                    f"{DEFAULT_TTS_MODEL}; when its weights cannot be "
+                                                                    f"had, {OFFLINE_VOICE})."})
     draft: str | None = option(None, "Draft model for ssd (default suno/bark-small for suno/bark, Llasa-1B for "
-                                     "Llasa-3B/8B); must share the target's vocabularies.", PANEL_MODELS)
+                                     "Llasa-3B/8B); must share the target's vocabularies.", PANEL_MODELS,
+                               command_help={"bench": "tts: draft model for ssd (default suno/bark-small for "
+                                                      "suno/bark, Llasa-1B for Llasa-3B/8B)."})
     method: str | None = option(None, "ar: plain sampling from the target; ssd: speculative sampling, the same "
                                       "distribution at --beta 0 (default ssd where the model has a draft).", PANEL_MODELS)
     beta: float = option(0.0, "ssd tolerance: accept a draft token when u < p/q + beta. 0 is exact; > 0 is SSD's "
@@ -360,9 +366,12 @@ class ListenOptions:
     input_device: str | None = option(None, "Microphone: its index or part of its name (see --list-devices); "
                                             "default: the system's default input.", PANEL_LIVE)
     step: float = option(1.0, "Seconds of new audio between re-decodes of the buffer.", PANEL_LIVE, min=0.1,
-                         max=10.0)
+                         max=10.0, command_help={"bench": "stream: seconds of new audio between re-decodes of the "
+                                                          "buffer."})
     speed: float = option(1.0, "--input: replay pace (2: twice real time; 0: as fast as decoding allows).",
-                          PANEL_LIVE, min=0.0)
+                          PANEL_LIVE, min=0.0,
+                          command_help={"bench": "stream: pace each clip is replayed at (2: twice real time; 0: as "
+                                                 "fast as decoding allows)."})
     previous_draft: bool = option(True, "Propose the previous update's hypothesis as a free draft (no model "
                                         "pass).", PANEL_LIVE)
     vad: bool = option(True, "Skip silence and end utterances with Silero VAD.", PANEL_LIVE)

@@ -78,6 +78,17 @@ def test_help_at_80_columns_shows_every_option_name_whole(command):
         assert "Whisper's decoding rules:" in text and "synthesize" not in text
 
 
+def test_bench_help_names_only_options_the_bench_has():
+    """Issue 25: bench's --speed said "--input: replay pace", and bench has no --input; live transcription was a
+    --stream flag beside --task (now --task stream)."""
+    result = specvoice("bench", "--help", env={"COLUMNS": "1000"})  # wide: no flag is cut at a line's end
+    assert result.returncode == 0, result.stderr
+    mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", result.stdout))
+    own = {*command_flags("bench"), "--help"}
+    assert "--manifest" in mentioned and mentioned <= own, mentioned - own
+    assert "--task <transcribe|stream|tts>" in result.stdout and "Other options:\n  --help" in result.stdout
+
+
 def test_one_meaning_per_flag_across_the_commands():
     """--device is where the models run, -f the output format, wherever they exist; the microphone is
     --input-device and synthesize's text file --text-file (issue 27)."""
@@ -105,6 +116,8 @@ def test_one_meaning_per_flag_across_the_commands():
     (("synthesize", "hi", "--text-file", "x.txt", "-o", "x.wav"), ("--text-file",)),
     (("synthesize", "hi", "-m", "hibari", "--method", "ssd", "-o", "x.wav"), ("not autoregressive",)),
     (("transcribbe", "x.wav"), ("transcribbe",)),
+    (("bench", "--manifest", "m.jsonl", "--stream"), ("--stream",)),
+    (("bench", "--manifest", "m.jsonl", "--task", "tts", "--process"), ("--process", "--task transcribe")),
 ])
 def test_usage_errors_are_one_line(args, words):
     """Out-of-range values, unknown choices, values the options refuse (a language, a combination), unknown

@@ -49,6 +49,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def plain_greedy(method: str) -> DecodingOptions:
+    """How the bench decodes with specvoice. timestamps=None: off up to 30 s, on for long audio. Plain greedy
+    otherwise (no fallback, no previous-text prompt, no no-speech rule), as the peers are run: the measure of
+    identity stays strict and every contestant does the same work."""
+    return DecodingOptions(method, language="en", timestamps=None, temperature_increment_on_fallback=0.0,
+                           condition_on_previous_text=False, no_speech_threshold=None)
+
+
 class SpecvoiceMethod:
     """One --method at one precision, with its Transcriber built once and reused for every clip; its tokens
     must equal those of `ar` at the same precision."""
@@ -57,15 +65,10 @@ class SpecvoiceMethod:
     peer = False
 
     def __init__(self, method: str, target: WhisperModel, draft: WhisperModel | None, precision: str):
-        # timestamps=None: off up to 30 s, on for long audio, exactly as `specvoice transcribe` decides. Plain
-        # greedy otherwise (no fallback, no previous-text prompt, no no-speech rule), as the peers are run:
-        # the measure of identity stays strict and every contestant does the same work.
-        options = DecodingOptions(method, language="en", timestamps=None, temperature_increment_on_fallback=0.0,
-                                  condition_on_previous_text=False, no_speech_threshold=None)
         self.name = f"{method}-{precision}"
         self.identical_to = f"ar-{precision}"
         self.device = target.device
-        self.transcriber = Transcriber(target, draft, options)
+        self.transcriber = Transcriber(target, draft, plain_greedy(method))
 
     def skip_reason(self, seconds: float) -> str | None:
         return None

@@ -26,6 +26,7 @@ class Clip:
     reference: str
     kind: str
     noisy: bool
+    path: Path | None = None  # the audio file (`bench --process` gives it to each command)
 
     @property
     def seconds(self) -> float:
@@ -56,8 +57,9 @@ def _clip(row: object, folder: Path, seen: set[str]) -> Clip:
     # A reference with no word left after normalising ("...", "[noise]") has nothing to count errors against.
     if not any(character.isalnum() for character in normalize(row["text"])):
         raise SpecvoiceError("empty reference text")
-    audio = load_audio(folder / row["audio"])
-    return Clip(row["id"], audio, row["text"], str(row.get("kind") or "unknown"), bool(row.get("noisy", False)))
+    path = folder / row["audio"]
+    return Clip(row["id"], load_audio(path), row["text"], str(row.get("kind") or "unknown"),
+                bool(row.get("noisy", False)), path)
 
 
 def read_manifest(path: Path, limit: int | None = None) -> tuple[list[Clip], list[SkippedLine]]:

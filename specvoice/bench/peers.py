@@ -19,6 +19,7 @@ from ..whisper.features import WINDOW_SAMPLES, WINDOW_SECONDS, log_mel
 from ..whisper.model import WhisperModel
 from ..whisper.shallow import ShallowDraft
 from .contestants import NORMALISED_TEXT, TOKENS, Run, synchronize
+from .faster_whisper_command import decoding_options
 
 COMPUTE_TYPES = ("int8", "float32")  # faster-whisper on the CPU: its recommended setting, and full precision
 PEERS = ("transformers", *(f"faster-whisper-{compute_type}" for compute_type in COMPUTE_TYPES))
@@ -161,11 +162,8 @@ def _serve_faster_whisper(connection, folder: str, device: str, compute_type: st
             return
         memory.reset()
         began = time.perf_counter()
-        segments, _ = model.transcribe(
-            audio, beam_size=1, language="en", temperature=0.0, condition_on_previous_text=False, vad_filter=False,
-            without_timestamps=len(audio) <= WINDOW_SAMPLES,  # as specvoice: timestamps only for long audio
-            no_speech_threshold=None,
-        )
+        # as specvoice's contestants: timestamps only for long audio
+        segments, _ = model.transcribe(audio, **decoding_options(timestamps=len(audio) > WINDOW_SAMPLES))
         text = "".join(segment.text for segment in segments).strip()  # the generator does the decoding
         seconds = time.perf_counter() - began
         connection.send((text, seconds, memory.peak_mib()))
@@ -190,12 +188,20 @@ def transformers_peers(target: WhisperModel, draft: WhisperModel | ShallowDraft 
 
 def faster_whisper_peers(compute_types: list[str], model_name: str, device: torch.device) -> tuple[list, list[str]]:
     """faster-whisper at each compute type, on the CTranslate2 weights behind MODEL_NAME."""
+    folder, why_not = faster_whisper_folder(model_name)
+    if folder is None:
+        return [], [why_not]
+    return [FasterWhisper(folder, device, compute_type) for compute_type in compute_types], []
+
+
+def faster_whisper_folder(model_name: str) -> tuple[Path | None, str | None]:
+    """The CTranslate2 weights faster-whisper runs for MODEL_NAME, or None and the note that says why it cannot."""
     try:
         import faster_whisper  # noqa: F401
     except ImportError:
-        return [], ["faster-whisper skipped: not installed (pip install 'specvoice[bench]')"]
+        return None, "faster-whisper skipped: not installed (pip install 'specvoice[bench]')"
     folder = ctranslate2_folder(model_name)
     if folder is None:
-        return [], [f"faster-whisper skipped: {model_name} is not a CTranslate2 model, so faster-whisper "
-                    "cannot run the same weights"]
-    return [FasterWhisper(folder, device, compute_type) for compute_type in compute_types], []
+        return None, (f"faster-whisper skipped: {model_name} is not a CTranslate2 model, so faster-whisper cannot "
+                      "run the same weights")
+    return folder, None

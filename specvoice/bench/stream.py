@@ -1,4 +1,4 @@
-"""`specvoice bench --stream`: the listen pipeline on each clip, replayed at a pace, once per way of
+"""`specvoice bench --task stream`: the listen pipeline on each clip, replayed at a pace, once per way of
 drafting: `ar`, the previous update's hypothesis as a free draft, `specasr`'s model draft, and both.
 
 Reports per way: commit delay (from a word's end in the audio to its commit; median and 90th percentile

@@ -138,7 +138,7 @@ class Streamer:
 
         The last word before a pause was usually heard cut off by the decode before, so it waits for one more.
         Committing it at once would freeze a guess: JFK's "ask not", decoded before what follows the pause, is
-        "asked not" (bench --stream); once "what your country" is heard it is "ask".
+        "asked not" (bench --task stream); once "what your country" is heard it is "ask".
         """
         words = self._update(paused=True)
         self.paused_decodes += 1
