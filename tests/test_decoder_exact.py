@@ -108,3 +108,30 @@ def test_int8_tree_rows_equal_single_token_passes_bit_for_bit():
                                     tree.children[tree.children[tree.children[3][5]][9]][11]]
     assert torch.equal(logits[[0] + chain_nodes], one_at_a_time(prefix)[-11:])
     assert torch.equal(logits[[0] + side_nodes], one_at_a_time(prefix[:-10] + side)[-7:])
+
+
+def test_a_prompt_is_prefilled_at_once_and_close_to_row_by_row():
+    """A prompt but its last token goes in one prefill whose rows attend together (every method feeds it alike);
+    the decoding passes then start at the prompt's last token. Its logits and cached keys/values are those of
+    row-by-row passes up to rounding."""
+    model = bundle(tiny_whisper(8), int8=True)
+    rules = WhisperRules(TOKENS, model.suppress_tokens, model.begin_suppress_tokens, timestamps=False)
+    prompt = [int(t) for t in torch.randint(0, TOKENS.eot, (30,), generator=torch.Generator().manual_seed(8))]
+    prompt += [TOKENS.sot, TOKENS.no_timestamps]
+    decoder = WhisperDecoder(model)
+    decoder.encode(features(8))
+    passes, prefills = [], []
+    forward, prefill = decoder.forward, decoder.prefill
+    decoder.forward = lambda tokens, *rest: passes.append(len(tokens)) or forward(tokens, *rest)
+    decoder.prefill = lambda tokens, start, rows: prefills.append((list(tokens), start, list(rows))) or \
+        prefill(tokens, start, rows)
+    result = greedy_decode(decoder, DecodeTask(prompt, rules, TOKENS.eot, 10, watch=len(prompt) - 2))
+    assert prefills == [(prompt[:-1], 0, [len(prompt) - 2])]
+    assert passes[0] == 1 and len(passes) == len(result.tokens)  # one row a pass from the prompt's last token on
+    with torch.inference_mode():
+        at_once = Session(decoder).prefill(prompt, range(len(prompt)))
+        cached = decoder.cache.keys.clone()
+        row_by_row = Session(decoder).feed(prompt)
+    torch.testing.assert_close(at_once, row_by_row, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(cached, decoder.cache.keys, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(result.watched, row_by_row[len(prompt) - 2], rtol=1e-4, atol=1e-4)

@@ -7,7 +7,7 @@ stale slots). Position ids are separate from slots so tree nodes can share a dep
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -79,6 +79,21 @@ class Session:
     def feed(self, tokens: list[int]) -> torch.Tensor:
         """Append a chain of tokens; logits [n, vocab] predict each token's successor."""
         logits = forward_chain(self.decoder, tokens, len(self._tokens))
+        self._tokens.extend(tokens)
+        return logits
+
+    def prefill(self, tokens: list[int], rows: Sequence[int] = ()) -> torch.Tensor:
+        """Append a chain that every method feeds alike (a prompt): its rows are never compared with those of
+        other passes, so a decoder that can feed them all at once (a `prefill` of its own) does, instead of
+        row by row as verified rows must be. Logits [len(rows), vocab] of the chain's `rows`."""
+        start = len(self._tokens)
+        at_once = getattr(self.decoder, "prefill", None)
+        if not tokens:
+            logits = torch.empty(0, self.decoder.vocab_size, device=self.decoder.device)
+        elif at_once is not None:
+            logits = at_once(tokens, start, rows)
+        else:
+            logits = forward_chain(self.decoder, tokens, start)[list(rows)]
         self._tokens.extend(tokens)
         return logits
 

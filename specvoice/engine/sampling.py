@@ -26,7 +26,7 @@ from . import ops
 from .decoder import CachedDecoder, Session, forward_chain
 from .drafter import Drafter
 from .ops import draw
-from .speculative import DecodeTask, Decoded, propose_within
+from .speculative import DecodeTask, Decoded, prefill_prompt, propose_within, watched_row
 from .stats import DecodeStats
 
 
@@ -218,14 +218,14 @@ def sample_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter, tem
     stats = stats if stats is not None else DecodeStats()
     session = Session(target)
     sequence, sampled_from = list(task.prompt), len(task.prompt)
-    logprob, watched = 0.0, None
+    logprob, watched = 0.0, prefill_prompt(session, task)
     while True:
         candidates = propose_within(target, task, drafter, sequence, stats)
         chain = candidates[0] if candidates else []
         keep = session.rewind_to(sequence)
         logits = forward_chain(target, sequence[keep:] + chain, keep)
-        if task.watch is not None and watched is None:  # the first pass holds the whole prompt
-            watched = logits[task.watch].clone()
+        if task.watch is not None and watched is None:
+            watched = watched_row(task, logits)
         decoded = sequence[sampled_from:]
         ruled = task.rules(logits[len(logits) - len(chain) - 1:], [decoded + chain[:i] for i in range(len(chain) + 1)])
         drafted = torch.tensor(chain, dtype=torch.long, device=target.device)

@@ -42,6 +42,21 @@ def propose_within(target: CachedDecoder, task: DecodeTask, drafter: Drafter, se
     return drafter.propose(sequence, len(task.prompt), room, stats) if room > 0 else []
 
 
+def prefill_prompt(session: Session, task: DecodeTask) -> torch.Tensor | None:
+    """Feed the prompt but its last token (the first pass's root) into a fresh session, all at once: every method
+    feeds it alike. The watched position's raw logits where it is among those tokens, else None."""
+    fed = task.prompt[:-1]
+    watched_here = task.watch is not None and task.watch < len(fed)
+    logits = session.prefill(fed, [task.watch] if watched_here else [])
+    return logits[0].clone() if watched_here else None
+
+
+def watched_row(task: DecodeTask, first_pass: torch.Tensor) -> torch.Tensor:
+    """The watched position's raw logits from the first pass after prefill_prompt (it starts at the prompt's
+    last token)."""
+    return first_pass[task.watch - (len(task.prompt) - 1)].clone()
+
+
 @torch.inference_mode()
 def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | None = None,
                   stats: DecodeStats | None = None) -> Decoded:
@@ -52,14 +67,14 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
     session = Session(ops.active().static_shapes(target))
     sequence = list(task.prompt)
     sampled_from = len(task.prompt)
-    logprob, watched = 0.0, None
+    logprob, watched = 0.0, prefill_prompt(session, task)
     while True:
         candidates = propose_within(target, task, drafter, sequence, stats)
         # The stem: committed tokens not cached yet (the prompt at first, then the target's last own token).
         tree = TokenTree.build(sequence[len(session):], candidates, max_nodes=target.max_slots - len(session))
         logits = session.verify(tree)
-        if task.watch is not None and watched is None:  # the first pass holds the whole prompt
-            watched = logits[task.watch].clone()
+        if task.watch is not None and watched is None:
+            watched = watched_row(task, logits)
         histories = [sequence[sampled_from:] + tree.path_tokens(node) for node in range(tree.root, len(tree))]
         verdict = ops.active().greedy_verify(task.rules(logits[tree.root:], histories), tree, task.stop_token)
         predictions, nodes, emitted = verdict.predictions, verdict.nodes, verdict.emitted
