@@ -7,7 +7,7 @@ import sys
 from dataclasses import fields
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -723,6 +723,37 @@ def _usage_message(exc) -> str:
     if first.get("type") == "value_error":
         exc.message = str(first["ctx"]["error"])
     return exc.format_message()
+
+
+def run() -> None:
+    """The `specvoice` command (and `python -m specvoice`): main(), then the exit a finished command can take."""
+    try:
+        main()
+    except SystemExit as stop:
+        _exit_now(stop.code)
+
+
+def _exit_now(code: int | str | None) -> NoReturn:
+    """End the process as the interpreter would, minus its teardown: threads joined and exit handlers run (a
+    local Ray stopped, the bench's worker process ended), output flushed, then os._exit. The teardown frees
+    PyTorch's modules one by one, ~0.25 s: an eighth of a short clip's whole command (BENCHMARKS.md)."""
+    import atexit
+    import threading
+
+    if isinstance(code, str):  # sys.exit("message"), as the interpreter would say it
+        print(code, file=sys.stderr)
+        code = 1
+    finish_threads = getattr(threading, "_shutdown", None)  # what the interpreter runs first at exit
+    if finish_threads is None:
+        sys.exit(code)
+    finish_threads()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, or a closed stream: nothing more to say
+            pass
+    os._exit(code or 0)
 
 
 def main() -> None:

@@ -53,6 +53,24 @@ def test_version_and_help_import_no_pytorch(args):
     assert not imported & {"torch", "transformers", "tokenizers"}
 
 
+@pytest.mark.parametrize("args, code", [(["--version"], 0), (["transcribe", "/no/such.wav"], 1),
+                                         (["transcribe", "--bogus"], 2)])
+def test_the_command_skips_the_teardown_but_not_the_exit_handlers(args, code):
+    """`specvoice` ends with os._exit after main(): no teardown, but exit handlers still run (after main's
+    output), everything printed reaches a pipe, and the exit status is main's."""
+    script = ("import atexit, sys; from specvoice import cli; atexit.register(print, 'exit handler ran'); "
+              "Teardown = type('Teardown', (), {'__del__': lambda self: print('torn down')}); kept = Teardown(); "
+              f"sys.argv = ['specvoice', *{args!r}]; cli.run(); print('never reached')")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stderr
+    assert result.stdout.endswith("exit handler ran\n") and "never reached" not in result.stdout
+    assert "torn down" not in result.stdout  # the interpreter's teardown would have deleted `kept`
+    if code == 0:
+        assert result.stdout.startswith("specvoice ")
+    else:
+        assert result.stderr.startswith("error: ")
+
+
 def command_flags(command: str) -> dict[str, str]:
     """Every flag of a command (--x, --no-x, -x) and the parameter it sets."""
     import typer
