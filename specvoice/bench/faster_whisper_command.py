@@ -23,7 +23,8 @@ def decoding_options(timestamps: bool) -> dict:
 
 
 def transcript_file(folder: Path, audio: Path) -> Path:
-    """Where a file's text goes: its name with .txt for its ending, as `specvoice transcribe -o FOLDER` names it."""
+    """Where a file's text goes: its name with .txt for its ending, as `specvoice transcribe -o FOLDER` names it
+    (transcript.output_path, not imported: this script's start-up stays a faster-whisper script's)."""
     return folder / f"{audio.stem}.txt"
 
 

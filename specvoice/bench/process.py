@@ -25,12 +25,13 @@ from typing import Iterable, Iterator
 
 from ..errors import SpecvoiceError
 from ..files import write_atomic
+from ..transcript import output_path
 from ..whisper.features import WINDOW_SECONDS
 from .contestants import plain_greedy
-from .faster_whisper_command import transcript_file
 from .manifest import Clip
 from .normalize import WordErrors, normalize, word_errors
 from .peers import faster_whisper_folder
+from .report import markdown_lines
 
 FOLDER = "all clips"  # the target that is every clip in one command
 EACH_CLIP = "each clip"  # the per-clip targets, summed
@@ -163,7 +164,9 @@ def schedule(chosen: list[Command], goals: list[Target], warmup: int, repeat: in
 
 def _texts(folder: Path, target: Target) -> dict[str, str]:
     try:
-        return {clip.id: transcript_file(folder, clip.path).read_text(encoding="utf-8") for clip in target.clips}
+        # each command writes its text as `specvoice transcribe -o FOLDER` names it (faster_whisper_command too)
+        return {clip.id: output_path(folder / clip.path.stem, "txt").read_text(encoding="utf-8")
+                for clip in target.clips}
     except FileNotFoundError as exc:
         raise SpecvoiceError(f"a command wrote no transcript {exc.filename}") from None
 
@@ -320,9 +323,9 @@ def explanations(results: dict) -> list[str]:
 def markdown(results: dict) -> str:
     lines = []
     for group, rows in results["summary"].items():
-        lines += [f"### {group}", "", "| " + " | ".join(header for header, _, _ in COLUMNS) + " |",
-                  "|" + " --- |" * len(COLUMNS)]
-        lines += ["| " + " | ".join(_cell(row[key], spec) for _, key, spec in COLUMNS) + " |" for row in rows]
+        lines += [f"### {group}", ""]
+        lines += markdown_lines([header for header, _, _ in COLUMNS],
+                                [[_cell(row[key], spec) for _, key, spec in COLUMNS] for row in rows])
         lines.append("")
     return "\n".join(lines)
 

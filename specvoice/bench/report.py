@@ -75,7 +75,8 @@ def print_table(console, results: dict) -> None:
         console.print(f"  {line}", style="dim", markup=False)
 
 
-def _markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_lines(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table as lines: the header row, its rule, a line per row of cells."""
     return ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
@@ -89,14 +90,14 @@ def render_markdown(results: dict, chart: str | None) -> str:
         f"{len(results['clips'])} clips, {results['audio_seconds']:.1f} s of audio; target `{results['settings']['model']}`, "
         f"draft `{results['settings']['draft']}`; warm-up {results['settings']['warmup']}, repeat {results['settings']['repeat']}.", "",
     ]
-    lines += _markdown_table([header for header, _, _ in COLUMNS], table_rows(results["summary"])) + [""]
+    lines += markdown_lines([header for header, _, _ in COLUMNS], table_rows(results["summary"])) + [""]
     lines += [f"- {line}" for line in explanations(results)] + [""]
     groups = next(iter(results["speedup_by_group"].values()), {})
     if groups:
         lines += ["## End-to-end speed-up by kind of clip", ""]
         rows = [[name] + [_times(value) for value in speedups.values()]
                 for name, speedups in results["speedup_by_group"].items()]
-        lines += _markdown_table(["method", *groups], rows) + [""]
+        lines += markdown_lines(["method", *groups], rows) + [""]
     if chart:
         lines += [f"![speed-up per method and kind of clip]({chart})", ""]
     if results["notes"] or results["skipped_lines"]:
