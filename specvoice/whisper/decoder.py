@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from ..engine import ops
+from ..engine.alike import attend_alike, transposed_keys
 from ..engine.cache import StaticKVCache
 from ..engine.decoder import Session, chain_visibility
 from ..engine.linear import Quantiser, fused
@@ -54,16 +55,13 @@ def _slots_seen(visible: torch.Tensor) -> list[slice | torch.Tensor]:
 
 def _attend_each(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                  slots: list[slice | torch.Tensor]) -> torch.Tensor:
-    """Attention of each query row over exactly its own slots, one call per row.
+    """Self-attention of each query row over exactly its own cached slots, one call per row.
 
     A row then gets bit for bit what a single-token pass gives the same token: same shapes, same order of
-    summation (a batched call changes both with the number of rows and the masked-out slots). A row costs
-    what it would alone, so a single-token pass pays for nothing else.
+    summation (a batched call changes both with the masked-out slots, whose number differs row by row). The
+    slots are few, so a row costs little; cross-attention, over every frame alike, batches (engine/alike.py).
     """
-    # Each step for every row before the next step: a layer's cross-attention keys (3 MB in base) are then read
-    # by every row while still in cache, and then its values; a second row cost as much as the first when each
-    # row read both in turn. One formulation for any number of rows, so a one-row pass computes what a row of a
-    # verified tree does.
+    # Each step for every row before the next step: a layer's keys are then read by every row while still in cache.
     scores = [q[:, i: i + 1] @ keys[:, seen].transpose(1, 2) for i, seen in enumerate(slots)]
     weights = [torch.softmax(row, dim=-1) for row in scores]
     rows = [row @ values[:, seen] for row, seen in zip(weights, slots)]
@@ -119,8 +117,10 @@ class WhisperDecoder:
         audio = self.encoder(features.to(self.device, self.dtype))
         keys_values = [layer.cross_kv(audio).chunk(2, dim=-1) for layer in self.layers]
         # Contiguous per head: a head's keys as a strided view made every decoding step's cross-attention
-        # matmuls ~6x slower (BLAS copies or walks the strides on each call).
-        self.cross_keys = [self._heads(k).contiguous() for k, _ in keys_values]
+        # matmuls ~6x slower (BLAS copies or walks the strides on each call). An exact decoder's keys are
+        # transposed in memory, the layout whose rows attend_alike batches.
+        keys = [self._heads(k).contiguous() for k, _ in keys_values]
+        self.cross_keys = [transposed_keys(k) for k in keys] if self.exact else keys
         self.cross_values = [self._heads(v).contiguous() for _, v in keys_values]
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
@@ -144,8 +144,8 @@ class WhisperDecoder:
         """per_row: each row attends on its own, getting the bits a one-row pass gives it (exact decoders);
         rows: the rows whose logits are wanted (default: all)."""
         span = visible.shape[1]
-        if per_row:  # each row over exactly its own slots; cross-attention over every frame, a row at a time
-            own_slots, every_frame = _slots_seen(visible), [slice(None)] * len(tokens)
+        if per_row:  # each row over exactly its own slots; cross-attention over every frame, rows alike
+            own_slots = _slots_seen(visible)
         x = self.embed_tokens(tokens) + self.embed_positions[positions]
         for i, layer in enumerate(self.layers):
             q, k, v = layer.qkv(layer.self_norm(x)).chunk(3, dim=-1)
@@ -161,7 +161,7 @@ class WhisperDecoder:
             if self._cross_queries is not None:
                 self._cross_queries[i] = q
             if per_row:
-                a = _attend_each(self._heads(q), self.cross_keys[i], self.cross_values[i], every_frame)
+                a = attend_alike(self._heads(q), self.cross_keys[i], self.cross_values[i])
             else:
                 a = ops.active().attention(self._heads(q), self.cross_keys[i], self.cross_values[i], None)
             x = x + layer.cross_out(a.transpose(0, 1).reshape(x.shape))
