@@ -114,14 +114,18 @@ class WhisperDecoder:
         if self.approximate and frames:
             keep = 2 * ((frames + 101) // 2)  # a second of padding past the audio, even for the stride-2 conv
             features = features[..., : min(features.shape[-1], keep)]
+        # The previous window's keys/values go before this one's are made, and each layer's projection is laid
+        # out before the next is computed: all layers' projections alive at once held ~50 MB more at the peak.
+        self.cross_keys, self.cross_values = [], []
         audio = self.encoder(features.to(self.device, self.dtype))
-        keys_values = [layer.cross_kv(audio).chunk(2, dim=-1) for layer in self.layers]
         # Contiguous per head: a head's keys as a strided view made every decoding step's cross-attention
         # matmuls ~6x slower (BLAS copies or walks the strides on each call). An exact decoder's keys are
         # transposed in memory, the layout whose rows attend_alike batches.
-        keys = [self._heads(k).contiguous() for k, _ in keys_values]
-        self.cross_keys = [transposed_keys(k) for k in keys] if self.exact else keys
-        self.cross_values = [self._heads(v).contiguous() for _, v in keys_values]
+        key_layout = transposed_keys if self.exact else torch.Tensor.contiguous
+        for layer in self.layers:
+            keys, values = layer.cross_kv(audio).chunk(2, dim=-1)
+            self.cross_keys.append(key_layout(self._heads(keys)))
+            self.cross_values.append(self._heads(values).contiguous())
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
                 visible: torch.Tensor) -> torch.Tensor:
