@@ -139,7 +139,11 @@ class RowInt8Linear(torch.nn.Module):
             y = _FIXED_GEMM(unit, self.unit_scale, self.zero_point, self.packed)
         else:
             y = _DYNAMIC_GEMM(unit, self.packed, self.reduce_range)
-        return torch.addcmul(self.bias, y, scale) if self.bias is not None else y * scale
+        if self.bias is None:
+            return y.mul_(scale)
+        # In place (y is this call's own) where autograd is off, as decoding always is: an encoder window's outputs
+        # are megabytes. addcmul fuses the multiply and add: separate steps would round otherwise.
+        return torch.addcmul(self.bias, y, scale, out=None if torch.is_grad_enabled() else y)
 
 
 class FusedLinear(torch.nn.Module):
