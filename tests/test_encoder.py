@@ -48,3 +48,21 @@ def test_int8_encoder_uses_bfloat16_attention_only_where_the_cpu_multiplies_it_n
     hf_encoder = tiny_whisper(0).model.encoder
     assert WhisperEncoder(hf_encoder, int8=True).attention is (bfloat16_attention if native else float32_attention)
     assert WhisperEncoder(hf_encoder, int8=False).attention is float32_attention
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_feed_forward_in_blocks_of_frames_changes_no_bit(int8, monkeypatch):
+    """The feed-forward runs a block of frames at a time to keep the peak memory down; every step of it treats
+    rows on their own (int8 rows are quantised each by its own scale), so the output is the whole window's."""
+    model = tiny_whisper(6, d_model=64, frames=1500)
+    audio = features(6, frames=3000)
+    encoder = WhisperEncoder(model.model.encoder, int8=int8)
+    rows_fed = []
+    fc1 = encoder.layers[0].fc1
+    encoder.layers[0].fc1 = lambda x: rows_fed.append(len(x)) or fc1(x)
+    with torch.inference_mode():
+        blocked = encoder(audio)
+        monkeypatch.setattr(encoder_module, "FEED_FORWARD_BLOCK", 10 ** 6)
+        whole = encoder(audio)
+    assert rows_fed == [500, 500, 500, 1500]  # blocks of 500 frames, then the whole window at once
+    assert torch.equal(blocked, whole)
