@@ -150,6 +150,9 @@ def transcribe(
     workers: Annotated[Optional[int], _option(BatchOptions, "workers")] = BatchOptions.workers,
     ray_address: Annotated[Optional[str], _option(BatchOptions, "ray_address")] = BatchOptions.ray_address,
     resume: Annotated[bool, _option(BatchOptions, "resume", "--resume")] = BatchOptions.resume,
+    load_only: Annotated[bool, typer.Option("--load-only", hidden=True, help="Check the inputs, load the models, "
+                                            "build the decoders and exit: the command's start-up alone, as "
+                                            "`specvoice bench --process` times it.")] = False,
 ):
     """Transcribe audio files; prints the text and writes txt/srt/vtt/json on request.
 
@@ -184,6 +187,8 @@ def transcribe(
         failures += _transcribe_on_ray(inputs, batch, models, draft_name, options, output_dir, formats)
     elif inputs:
         transcriber = _transcriber(models, draft_name, options)
+        if load_only:
+            return
         record = _record(models, draft_name, options)
         for item in inputs:
             try:

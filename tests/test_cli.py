@@ -71,14 +71,15 @@ def test_the_command_skips_the_teardown_but_not_the_exit_handlers(args, code):
         assert result.stderr.startswith("error: ")
 
 
-def command_flags(command: str) -> dict[str, str]:
-    """Every flag of a command (--x, --no-x, -x) and the parameter it sets."""
+def command_flags(command: str, shown: bool = False) -> dict[str, str]:
+    """Every flag of a command (--x, --no-x, -x) and the parameter it sets; shown: only those --help shows."""
     import typer
 
     from specvoice.cli import app
 
     params = typer.main.get_command(app).commands[command].params
-    return {flag: param.name for param in params for flag in (*param.opts, *param.secondary_opts)}
+    return {flag: param.name for param in params if not (shown and getattr(param, "hidden", False))
+            for flag in (*param.opts, *param.secondary_opts)}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -89,7 +90,7 @@ def test_help_at_80_columns_shows_every_option_name_whole(command):
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text and "<bool>" not in text
-    for flag in command_flags(command):
+    for flag in command_flags(command, shown=True):
         if flag.startswith("--"):
             assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text), flag
     if command == "transcribe":
@@ -184,6 +185,20 @@ def test_default_model_transcribes_jfk(tmp_path):
     # --method auto: plain greedy on the CPU (no draft loaded), specasr with its default draft on CUDA
     on_cpu = not torch.cuda.is_available()
     assert (record["method"], record["draft"]) == (("ar", None) if on_cpu else ("specasr", "tiny.en"))
+
+
+@pytest.mark.real
+def test_load_only_loads_the_models_and_exits_without_transcribing(tmp_path):
+    """`--load-only` (hidden: bench --process times each command's start-up with it) loads and builds the models
+    (the draft too), then exits 0 having transcribed nothing; bad input is still refused first."""
+    result = specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "-o", str(tmp_path), "--load-only",
+                       "--method", "specasr", "--draft", "shallow")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+    assert "--load-only" not in specvoice("transcribe", "--help").stdout
+    assert_one_line_error(specvoice("transcribe", str(tmp_path / "missing.wav"), "--load-only"), "missing.wav")
+    assert_one_line_error(specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--load-only", "--draft",
+                                    "nonesuch.safetensors"), "nonesuch.safetensors")
 
 
 @pytest.mark.real

@@ -6,7 +6,8 @@ drift on the machine moves them alike.
 
 A command's time is wall seconds from its start to its exit: interpreter start-up, imports, model loading,
 reading the audio and writing the text included. Its memory is its peak resident set (the kernel's ru_maxrss of
-that process, taken by launch.py). faster-whisper's start-up alone is also a command (`--load-only`), so the report can set process
+that process, taken by launch.py). Each contestant's start-up alone is also a command (the same one with
+`--load-only`: it checks the first clip, loads and builds its models, and exits), so the report can set process
 seconds minus start-up beside the same contestant timed inside a running process (the in-process bench).
 """
 
@@ -52,11 +53,11 @@ class Command:
     head: tuple[str, ...]
     options: tuple[str, ...]
     identical_to: str | None  # the contestant whose text it must equal (None: the first, the reference)
-    startup: tuple[str, ...] | None = None  # a command that starts (imports, loads the model) and exits
 
-    def argv(self, files: Iterable[Path], timestamps: bool, output_dir: Path) -> list[str]:
+    def argv(self, files: Iterable[Path], timestamps: bool, output_dir: Path, load_only: bool = False) -> list[str]:
+        """load_only: the command starts (imports, loads and builds its models), then exits: its start-up."""
         return [*self.head, *map(str, files), *self.options, "-o", str(output_dir),
-                "--timestamps" if timestamps else "--no-timestamps"]
+                "--timestamps" if timestamps else "--no-timestamps", *(["--load-only"] if load_only else [])]
 
 
 def specvoice_command(method: str, precision: str, model: str, draft: str, device: str, threads: int) -> Command:
@@ -70,7 +71,7 @@ def specvoice_command(method: str, precision: str, model: str, draft: str, devic
 def faster_whisper_command(compute_type: str, folder: Path, device: str, threads: int) -> Command:
     head = (sys.executable, "-m", "specvoice.bench.faster_whisper_command")
     options = ("--model", str(folder), "--compute-type", compute_type, "--device", device, "--threads", str(threads))
-    return Command(f"{FASTER_WHISPER}{compute_type}", head, options, None, (*head, *options, "--load-only"))
+    return Command(f"{FASTER_WHISPER}{compute_type}", head, options, None)
 
 
 def commands(methods: list[str], precisions: list[str], peers: list[str], model: str, draft: str, device: str,
@@ -149,16 +150,16 @@ class Measured:
 @dataclass(frozen=True)
 class Step:
     command: Command
-    target: Target | None  # None: the command's start-up alone
+    target: Target
     timed: bool = True
+    load_only: bool = False  # the command's start-up alone
 
 
 def schedule(chosen: list[Command], goals: list[Target], warmup: int, repeat: int) -> list[Step]:
     """Warm-up runs on the first target (untimed: the weights come into the page cache), start-ups alternating,
     then each target's runs alternating contestant by contestant (A B A B ...)."""
     steps = [Step(command, goals[0], timed=False) for command in chosen for _ in range(warmup)]
-    starting = [command for command in chosen if command.startup]
-    steps += [Step(command, None) for _ in range(repeat) for command in starting]
+    steps += [Step(command, goals[0], load_only=True) for _ in range(repeat) for command in chosen]
     return steps + [Step(command, target) for target in goals for _ in range(repeat) for command in chosen]
 
 
@@ -178,16 +179,15 @@ def measure(steps: Iterable[Step]) -> tuple[dict[str, list[Timing]], dict[str, d
     with tempfile.TemporaryDirectory(prefix="specvoice-bench-") as scratch:
         log, output = Path(scratch) / "log", Path(scratch) / "out"
         for step in steps:
-            if step.target is None:
-                startups.setdefault(step.command.name, []).append(run_timed(list(step.command.startup), log))
-                continue
             timing = run_timed(step.command.argv((c.path for c in step.target.clips), step.target.timestamps,
-                                                 output), log)
-            if step.timed:
+                                                 output, step.load_only), log)
+            if step.load_only:
+                startups.setdefault(step.command.name, []).append(timing)
+            elif step.timed:
                 measured = outcomes.setdefault(step.target.id, {}).setdefault(step.command.name, Measured())
                 measured.timings.append(timing)
                 measured.texts = measured.texts or _texts(output, step.target)
-            shutil.rmtree(output, ignore_errors=True)  # a warm-up run is not read: nothing may be there
+            shutil.rmtree(output, ignore_errors=True)  # warm-up and start-up runs are not read: nothing may be there
     return startups, outcomes
 
 
