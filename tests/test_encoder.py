@@ -7,7 +7,7 @@ import torch
 
 from conftest import features, tiny_whisper
 from specvoice.whisper import encoder as encoder_module
-from specvoice.whisper.encoder import WhisperEncoder, bfloat16_attention, float32_attention
+from specvoice.whisper.encoder import WhisperEncoder, bfloat16_attention, float32_attention, fused_bfloat16_attention
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -29,24 +29,30 @@ def test_int8_encoder_stays_close_to_float():
     assert ((int8 - exact).norm() / exact.norm()).item() < 0.05
 
 
+@pytest.mark.parametrize("attention", [bfloat16_attention, fused_bfloat16_attention])
 @pytest.mark.parametrize("frames", [1500, 377, 7])  # whole blocks, a partial last block, less than one block
-def test_bfloat16_attention_is_close_to_float32(frames):
-    """Scores spread like an encoder's (some heads sharp, some flat); every query block contributes."""
+def test_bfloat16_attention_is_close_to_float32(frames, attention):
+    """Scores spread like an encoder's (some heads sharp, some flat); every query block contributes. Queries,
+    keys and values as the encoder holds them: head-split views of one [frames, 3 x width] projection."""
     generator = torch.Generator().manual_seed(frames)
     sharpness = torch.tensor([0.1, 0.5, 1.0, 2.0]).view(4, 1, 1)
-    q = torch.randn(4, frames, 64, generator=generator) * sharpness / 8
-    k, v = torch.randn(2, 4, frames, 64, generator=generator)
+    q, k, v = torch.randn(frames, 3 * 256, generator=generator).view(frames, 12, 64).transpose(0, 1).chunk(3)
+    q = q * sharpness / 8
     exact = float32_attention(q, k, v)
-    fast = bfloat16_attention(q, k, v)
+    fast = attention(q, k, v)
     assert fast.shape == exact.shape == (frames, 256) and fast.dtype == torch.float32
     assert ((fast - exact).norm() / exact.norm()).item() < 0.02  # bfloat16 keeps 8 bits: ~1% here
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_int8_encoder_uses_bfloat16_attention_only_where_the_cpu_multiplies_it_natively(native, monkeypatch):
+@pytest.mark.parametrize("native, amx, chosen", [(True, True, fused_bfloat16_attention), (True, False, bfloat16_attention),
+                                                 (False, False, float32_attention)])
+def test_int8_encoder_uses_bfloat16_attention_only_where_the_cpu_multiplies_it_natively(native, amx, chosen,
+                                                                                      monkeypatch):
+    """Fused (PyTorch's flash kernel) where the CPU has AMX tiles, query blocks where it has only AVX512-BF16."""
     monkeypatch.setattr(encoder_module, "native_bfloat16", lambda: native)
+    monkeypatch.setattr(encoder_module, "amx_tiles", lambda: amx)
     hf_encoder = tiny_whisper(0).model.encoder
-    assert WhisperEncoder(hf_encoder, int8=True).attention is (bfloat16_attention if native else float32_attention)
+    assert WhisperEncoder(hf_encoder, int8=True).attention is chosen
     assert WhisperEncoder(hf_encoder, int8=False).attention is float32_attention
 
 
