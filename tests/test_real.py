@@ -121,8 +121,10 @@ def test_each_specasr_knob_keeps_the_tokens_and_changes_the_drafting(knob, real_
         assert turned.mean_accepted_length < default.mean_accepted_length
     elif knob == "confidence":  # chains cut at the first unsure token: more target passes
         assert turned.target_passes > default.target_passes
-    else:  # no branches: fewer drafted tokens, no second draft pass a round
-        assert turned.drafted < default.drafted and turned.draft_passes < default.draft_passes
+    else:  # no branches: fewer drafted tokens, and never a second draft pass a round (the default takes one only
+        # where a branch has room for its successor, which the six clips need not have: on the Xeon with the fused
+        # encoder attention they had none, on the EPYC they had some)
+        assert turned.drafted < default.drafted and turned.draft_passes <= default.draft_passes
 
 
 def test_recycling_saves_draft_passes_where_a_rejected_tail_realigns(real_models, short_clips, greedy_tokens):
