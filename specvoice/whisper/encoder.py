@@ -30,14 +30,17 @@ FEED_FORWARD_BLOCK = 500
 def native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), where a bfloat16 matmul runs ~4x
     a float32 one; elsewhere bfloat16 is emulated and slower than float32."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return amx_tiles() or _cpu_has("_is_avx512_bf16_supported")
 
 
 def amx_tiles() -> bool:
     """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later), which PyTorch's fused CPU attention uses
     for bfloat16."""
-    return getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return _cpu_has("_is_amx_tile_supported")
+
+
+def _cpu_has(probe: str) -> bool:
+    return getattr(torch.cpu, probe, lambda: False)()
 
 
 def float32_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
