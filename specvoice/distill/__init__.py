@@ -1,9 +1,9 @@
 """`specvoice distill`: train a shallow draft (whisper/shallow.py) to predict a target's own greedy tokens.
 
-The audio is the project's own: the offline voice speaking public-domain text (corpus.txt: Lincoln, the US
-Constitution's preamble, the Declaration of Independence, Aesop's fables, and everyday sentences written for
-it), spoken `repeats` times, cut into different pieces each time. No labels: the target's greedy tokens are the
-answers (teacher.py), and only the draft's parameters train (train.py).
+The audio is the project's own: the offline voice speaking public-domain text (corpus/: passages from 28 books
+and documents, see corpus/SOURCES.md), a few sentences at a time, each piece at one of three speaking rates, as one
+of three speakers (pitch and formants scaled) and in one of three noise levels. No labels: the target's greedy
+tokens are the answers (teacher.py), and only the draft's parameters train (train.py).
 """
 
 from __future__ import annotations

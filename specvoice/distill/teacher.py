@@ -25,8 +25,14 @@ from ..whisper.features import LogMel
 from ..whisper.model import WhisperModel
 from ..whisper.shallow import audio_frames
 
-CORPUS = Path(__file__).parent / "corpus.txt"
+CORPUS = Path(__file__).parent / "corpus"  # one public-domain source a file, one passage a line
 SPEEDS = (0.9, 1.0, 1.15)  # the voice's speaking rates, one per piece in turn
+# One voice made many: the audio is read as if recorded at the voice's rate times a shift, which scales its pitch
+# and formants together (a longer or shorter vocal tract, as VTLP augments ASR training data), and some pieces get
+# white noise at a signal-to-noise ratio in dB. Each combination comes round in turn with each speaking rate.
+VOICE_SHIFTS = (1.0, 0.88, 1.12)
+NOISE_SNRS = (None, 25.0, 15.0)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')])\s+")  # also after a closing quote: dialogue
 
 
 @dataclass
@@ -35,13 +41,15 @@ class Example:
     sequences: list[tuple[list[int], int]]  # (prompt + the target's greedy tokens, len(prompt))
 
 
-def passages(path: Path = CORPUS) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+def passages(folder: Path = CORPUS) -> list[str]:
+    """Every passage of the folder's text files, file by file in name order."""
+    return [line.strip() for path in sorted(folder.glob("*.txt")) for line in path.read_text().splitlines()
+            if line.strip()]
 
 
 def pieces(passage: str, rng: random.Random, longest: int = 3) -> list[str]:
     """The passage in runs of 1 to `longest` sentences."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", passage) if s]
+    sentences = [s for s in SENTENCE_END.split(passage) if s]
     out = []
     while sentences:
         take = rng.randint(1, longest)
@@ -60,13 +68,24 @@ def teach(target: WhisperModel, speak: Callable[[str, float, int], tuple[np.ndar
         previous: list[int] = []
         for text in pieces(passage, rng):
             audio, rate = speak(text, SPEEDS[turn % len(SPEEDS)], seed + turn)
+            features = LogMel(varied(audio, rate, turn, seed)[: 30 * SAMPLE_RATE])
             turn += 1
-            features = LogMel(to_model_rate(audio, rate)[: 30 * SAMPLE_RATE])
             found = example(target, decoder, shares, features.window(0, target.model.config.num_mel_bins),
                             features.frames, "en", previous)
             long_form, prompt_length = found.sequences[1]
             previous = [t for t in long_form[prompt_length:] if t != target.tokenizer.eot]
             yield found
+
+
+def varied(audio: np.ndarray, rate: int, turn: int, seed: int) -> np.ndarray:
+    """The piece at the model's rate as another speaker says it, in the noise of the `turn`'s combination."""
+    shift = VOICE_SHIFTS[turn // len(SPEEDS) % len(VOICE_SHIFTS)]
+    snr = NOISE_SNRS[turn // (len(SPEEDS) * len(VOICE_SHIFTS)) % len(NOISE_SNRS)]
+    audio = to_model_rate(audio, round(rate * shift))
+    if snr is not None:
+        noise = np.random.default_rng([seed, turn]).standard_normal(len(audio)).astype(np.float32)
+        audio = audio + noise * np.sqrt(np.mean(audio ** 2) / 10 ** (snr / 10))
+    return audio
 
 
 def example(target: WhisperModel, decoder: WhisperDecoder, shares: tuple[int, ...], window: torch.Tensor,
