@@ -26,12 +26,18 @@ METHODS = {
     "specasr": "SpecASR: adaptive draft length, draft recycling, two-pass sparse token tree",
     "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
 }
-# What --method auto runs. On the CPU a model draft costs more than the target passes it saves (a tiny.en step
-# is 0.4 of an int8 base step, and its encoder runs on every window): ar-int8 is 1.11x faster than specasr-int8
-# end to end on the short dev clips and 1.22x on long form (BENCHMARKS.md). On CUDA a pass costs
-# about the same for 1 token or 30, so drafting pays.
+# What --method auto runs. On the CPU no draft pays yet: the shallow draft that ships for base (no encoder of its
+# own, a step a third of a target step) keeps ~2.8 tokens a target pass on the short dev clips and ~2.3 on long
+# form, which comes to 0.94-1.05x of ar-int8's time end to end (BENCHMARKS.md). On CUDA a pass costs about the
+# same for 1 token or 30, so drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
-METHOD_CHOICES = {"auto": "ar on the CPU, where a model draft costs more than it saves; specasr on CUDA (or "
+# specasr's drafting where the user sets none. On the CPU a verify pass costs more with every row and a draft
+# step a third of a target step, so a draft stops at the first token it is less than 0.8 sure of and no tree
+# branches: on the short dev clips that took 0.71x of the decoder time of 0.4 with 2 branching positions with a
+# shallow draft, 0.80x with tiny.en, and 0.68x on long form (BENCHMARKS.md). On CUDA a pass costs about the same
+# for 1 row or 30: long drafts and a tree.
+DRAFTING = {"cpu": {"confidence": 0.8, "tree_positions": 0}, "cuda": {"confidence": 0.4, "tree_positions": 2}}
+METHOD_CHOICES = {"auto": "ar on the CPU, where no draft saves time yet; specasr on CUDA (or "
                           "whenever --draft is given)", **METHODS}
 TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
@@ -102,8 +108,9 @@ class ModelOptions:
 
     model: str = option("base", "Target: base, tiny.en, a transformers or CTranslate2 folder, or a hub id.",
                         PANEL_MODELS)
-    draft: str | None = option(None, f"Draft for spec/specasr/dllm (default {DEFAULT_DRAFT}); another vocabulary "
-                                     "is bridged through text.", PANEL_MODELS)
+    draft: str | None = option(None, f"Draft for spec/specasr/dllm: a model (another vocabulary is bridged through "
+                                     f"text), shallow or a draft file (default: on the CPU the shallow draft that "
+                                     f"ships for base, else {DEFAULT_DRAFT}).", PANEL_MODELS)
     device: str = option("auto", "auto (CUDA when available), cpu or cuda.", PANEL_RUNTIME)
     dtype: str = option("auto", "Precision. auto: int8 on the CPU, float16 on CUDA. int8 (CPU): linear layers in "
                                 "int8 with per-row scales, the same text for every method.", PANEL_RUNTIME,
@@ -160,7 +167,11 @@ class ModelOptions:
             if self.draft is not None:
                 raise OptionError("--draft needs --method spec, specasr or dllm")
             return None
-        return self.draft or DEFAULT_DRAFT
+        if self.draft is not None:
+            return self.draft
+        from .whisper.shallow import SHALLOW, shipped_draft
+
+        return SHALLOW if self.placement().device == "cpu" and shipped_draft(self.model) else DEFAULT_DRAFT
 
 
 @dataclass(frozen=True)
@@ -178,11 +189,13 @@ class DecodingOptions:
                                                                  "openai-whisper; off: plain text in 30 s windows)."})
     draft_len: int = option(5, "spec: tokens per draft.", PANEL_DRAFTING, min=1, max=64)
     max_draft: int = option(24, "specasr: longest draft.", PANEL_DRAFTING, min=1, max=64)
-    confidence: float = option(0.4, "specasr: a draft ends after a token the draft is less sure of than this.",
-                               PANEL_DRAFTING, min=0.0, max=1.0)
+    confidence: float | None = option(None, "specasr: a draft ends after a token the draft is less sure of than "
+                                            "this (default: 0.8 on the CPU, 0.4 on CUDA).", PANEL_DRAFTING,
+                                      min=0.0, max=1.0)
     recycle: bool = option(True, "specasr: reuse rejected draft tails.", PANEL_DRAFTING)
-    tree_positions: int = option(2, "specasr: least-confident positions that get alternative branches "
-                                    "(0: no tree).", PANEL_DRAFTING, min=0, max=16)
+    tree_positions: int | None = option(None, "specasr: least-confident positions that get alternative branches "
+                                              "(0: no tree; default: 0 on the CPU, 2 on CUDA).", PANEL_DRAFTING,
+                                        min=0, max=16)
     tree_alternatives: int = option(1, "specasr: next-best tokens added at each branching position.", min=1, max=8)
     tree_below: float = option(0.6, "specasr: only positions the draft is less sure of than this branch.",
                                min=0.0, max=1.0)
@@ -228,11 +241,12 @@ class DecodingOptions:
         _check_limits(self)
 
     def on(self, device: str, draft: str | None = None) -> "DecodingOptions":
-        """These options with --method auto made concrete for the device the target runs on; a draft the user
-        named is used (auto never turns a valid request into an error)."""
-        if self.method != "auto":
-            return self
-        return replace(self, method="specasr" if draft is not None else AUTO_METHOD[device])
+        """These options made concrete for the device the target runs on: --method auto (a draft the user named
+        is used: auto never turns a valid request into an error) and the drafting knobs left unset."""
+        concrete = {name: value for name, value in DRAFTING[device].items() if getattr(self, name) is None}
+        if self.method == "auto":
+            concrete["method"] = "specasr" if draft is not None else AUTO_METHOD[device]
+        return replace(self, **concrete) if concrete else self
 
     @property
     def needs_draft(self) -> bool:
@@ -253,6 +267,8 @@ class DecodingOptions:
         """How the draft model drafts: spec's fixed-length chain, or specasr's (which dllm falls back on)."""
         from .engine.drafter import DraftPolicy
 
+        if self.method != "spec" and (self.confidence is None or self.tree_positions is None):
+            raise ValueError("specasr's drafting defaults depend on the device: DecodingOptions.on(device) first")
         if self.method == "spec":
             return DraftPolicy(max_tokens=self.draft_len, confidence=0.0, recycle=False, tree_positions=0,
                                tree_alternatives=self.tree_alternatives, tree_below=self.tree_below,
@@ -386,12 +402,12 @@ class DistillOptions:
 
     shares: tuple[int, ...] = option((0, 5), "Target decoder layers the draft's layers start from (comma-separated); "
                                              "the draft reads their cross-attention keys/values.")
-    frequent: int = option(4096, "Draft vocabulary: this many of the lowest (most frequent) text token ids, plus "
+    frequent: int = option(16384, "Draft vocabulary: this many of the lowest (most frequent) text token ids, plus "
                                  "every token the target said in training, every special and timestamp token.",
                            min=0)
-    repeats: int = option(3, "Times the built-in public-domain corpus is spoken (cut into other pieces each time).",
+    repeats: int = option(1, "Times the built-in public-domain corpus is spoken (cut into other pieces each time).",
                           min=1, max=20)
-    epochs: int = option(6, "Passes over the spoken corpus.", min=1, max=100)
+    epochs: int = option(3, "Passes over the spoken corpus.", min=1, max=100)
     learning_rate: float = option(2e-4, "Peak learning rate (one-cycle schedule).", min=1e-6, max=1e-1)
     seed: int = option(0, "Seed of the voice, the cuts and the training order: the same seed, the same draft.")
 

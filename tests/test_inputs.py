@@ -177,3 +177,16 @@ def test_method_auto_is_greedy_on_the_cpu_and_drafts_on_cuda_or_with_a_named_dra
     assert DecodingOptions("spec").on("cpu").method == "spec"  # a method asked for is kept
     with pytest.raises(ValueError, match="auto"):
         auto.needs_draft
+
+
+def test_specasr_drafts_short_chains_without_a_tree_on_the_cpu_unless_told_otherwise():
+    specasr = DecodingOptions("specasr")
+    with pytest.raises(ValueError, match="device"):
+        specasr.draft_policy()
+    cpu, cuda = specasr.on("cpu").draft_policy(), specasr.on("cuda").draft_policy()
+    assert (cpu.confidence, cpu.tree_positions) == (0.8, 0)
+    assert (cuda.confidence, cuda.tree_positions) == (0.4, 2)
+    told = DecodingOptions("specasr", confidence=0.3, tree_positions=3).on("cpu").draft_policy()
+    assert (told.confidence, told.tree_positions) == (0.3, 3)
+    assert DecodingOptions("specasr", tree_positions=0).on("cuda").draft_policy().tree_positions == 0
+    assert DecodingOptions("spec").draft_policy().max_tokens == 5  # spec's fixed chain needs no device

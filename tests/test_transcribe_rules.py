@@ -7,6 +7,7 @@ and the command line's batch, stdin and Ctrl-C behaviour.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -97,10 +98,22 @@ def test_german_speech_is_detected_and_drafted_by_lookup_with_the_same_tokens(re
 
 
 def test_german_speech_through_the_command_line_notes_the_lookup_draft(german):
-    code, out, err = run_cli("transcribe", str(german), "--method", "specasr")
+    code, out, err = run_cli("transcribe", str(german), "--method", "specasr", "--draft", "tiny.en")
     assert code == 0 and "guten morgen" in out.lower()
     notes = [line for line in err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "English-only" in notes[0] and "language 'de'" in notes[0]
+
+
+def test_the_default_draft_on_the_cpu_drafts_german_itself(german, tmp_path):
+    """The shallow draft that ships for base is base's own layers and vocabulary: any language base speaks, it
+    drafts (trained on English, it agrees less there; the text is base's either way)."""
+    if torch.cuda.is_available():
+        pytest.skip("the default draft on CUDA is tiny.en")
+    code, out, err = run_cli("transcribe", str(german), "--method", "specasr", "-o", str(tmp_path), "-f", "json")
+    assert code == 0 and "guten morgen" in out.lower()
+    assert not [line for line in err.splitlines() if line.startswith("note:")]
+    record = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert (record["method"], record["draft"], record["language"]) == ("specasr", "shallow", "de")
 
 
 @pytest.mark.parametrize("method", ["ar", "specasr"])
