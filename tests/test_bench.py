@@ -246,8 +246,11 @@ def test_bench_on_two_real_clips_with_every_method_and_peer(two_clip_manifest, t
     for name in ("spec-float32", "specasr-float32", "spec-int8", "specasr-int8", "transformers"):
         assert summary[name]["identical_rate"] == 1.0, name
     assert summary["specasr-int8"]["identical_to"] == "ar-int8"
-    for name in ("spec-float32", "specasr-float32", "transformers-assisted"):
-        assert summary[name]["passes_per_token"] < 0.5, name  # a draft equal to the target is always accepted
+    # a draft equal to the target is always accepted (ar takes 1 pass a token): spec's chains of 5 keep up to 6
+    # tokens a pass (0.46 passes a token on these two short clips); specasr's end at the first token the draft is
+    # less than 0.8 sure of on the CPU (its default there), so they keep fewer (0.54)
+    for name, most in (("spec-float32", 0.5), ("transformers-assisted", 0.5), ("specasr-float32", 0.75)):
+        assert summary[name]["passes_per_token"] < most, (name, summary[name]["passes_per_token"])
     for row in summary.values():
         assert row["clips"] == 2 and 0.0 <= row["wer"] <= 0.5, row
         assert row["seconds"] > 0 and row["rtf"] > 0 and row["speedup"] > 0 and row["peak_mib"] > 0
