@@ -158,8 +158,15 @@ def test_worker_killed_mid_file_is_retried_elsewhere(clips, one_process, tmp_pat
 
 @pytest.mark.real
 @needs_ray
-def test_ctrl_c_stops_workers_and_the_local_ray(clips, tmp_path):
-    run = start("transcribe", str(clips), "-o", str(tmp_path), *MODEL, "--workers", "2")
+def test_ctrl_c_stops_workers_and_the_local_ray(tmp_path):
+    # A long file, so that a worker is still decoding when Ctrl-C lands (three short clips can all finish between
+    # seeing a worker decode and the signal)
+    long_file = SPEECH / "coquitts_LJ001-0001_to_0032_longform.wav"
+    if not long_file.exists():
+        pytest.skip(f"{long_file} not found (the shared speech clips)")
+    (tmp_path / "in").mkdir()
+    shutil.copy(long_file, tmp_path / "in" / long_file.name)
+    run = start("transcribe", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *MODEL, "--workers", "2")
     worker_decoding(run)
     ray_processes = in_session(run.pid)
     os.killpg(run.pid, signal.SIGINT)
