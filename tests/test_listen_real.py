@@ -4,7 +4,9 @@ PortAudio input stream (ALSA's file plugin standing in for a microphone) gets th
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
+import itertools
 import os
 import signal
 import subprocess
@@ -139,11 +141,14 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
 
     stop = threading.Event()
 
-    def feed():  # 0.1 s every 0.1 s, as a microphone would
-        for i in range(0, len(raw), block):
+    def feed():  # 0.1 s every 0.1 s, as a microphone would: the clip, then silence until the test ends (a stream
+        # starved of samples blocks in PortAudio's read, which a microphone never does)
+        os.set_blocking(writer, False)  # a full pipe (the command has exited) skips a block instead of hanging
+        for i in itertools.count(0, block):
             if stop.is_set():
                 return
-            os.write(writer, raw[i: i + block])
+            with contextlib.suppress(BlockingIOError):
+                os.write(writer, raw[i: i + block] if i < len(raw) else bytes(block))
             time.sleep(0.1)
 
     feeder = threading.Thread(target=feed, daemon=True)
@@ -155,9 +160,11 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
     while not any("country" in line for line in lines) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.5)
     process.send_signal(signal.SIGINT)  # Ctrl-C: commit what is left, write the files, exit 130
-    assert process.wait(timeout=120) == 130, process.stderr.read()
+    try:
+        assert process.wait(timeout=120) == 130, process.stderr.read()
+    finally:
+        stop.set()
     reader.join(timeout=10)
-    stop.set()
     feeder.join(timeout=10)
     os.close(writer)
     text = " ".join(lines).lower()
