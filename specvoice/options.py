@@ -28,8 +28,8 @@ METHODS = {
 }
 # What --method auto runs. On the CPU no draft pays yet: the shallow draft that ships for base (no encoder of its
 # own, a step a third of a target step) keeps ~2.8 tokens a target pass on the short dev clips and ~2.3 on long
-# form, which comes to 0.94-1.05x of ar-int8's time end to end (BENCHMARKS.md). On CUDA a pass costs about the
-# same for 1 token or 30, so drafting pays.
+# form, which comes to 0.98x of ar-int8's time end to end on the short clips and 1.06x on long form
+# (BENCHMARKS.md). On CUDA a pass costs about the same for 1 token or 30, so drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
 # specasr's drafting where the user sets none. On the CPU a verify pass costs more with every row and a draft
 # step a third of a target step, so a draft stops at the first token it is less than 0.8 sure of and no tree
@@ -403,7 +403,7 @@ class DistillOptions:
     shares: tuple[int, ...] = option((0, 5), "Target decoder layers the draft's layers start from (comma-separated); "
                                              "the draft reads their cross-attention keys/values.")
     frequent: int = option(16384, "Draft vocabulary: this many of the lowest (most frequent) text token ids, plus "
-                                 "every token the target said in training, every special and timestamp token.",
+                                  "every token the target said in training, every special and timestamp token.",
                            min=0)
     repeats: int = option(1, "Times the built-in public-domain corpus is spoken (cut into other pieces each time).",
                           min=1, max=20)

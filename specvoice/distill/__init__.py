@@ -1,9 +1,10 @@
 """`specvoice distill`: train a shallow draft (whisper/shallow.py) to predict a target's own greedy tokens.
 
-The audio is the project's own: the offline voice speaking public-domain text (corpus/: passages from 28 books
-and documents, see corpus/SOURCES.md), a few sentences at a time, each piece at one of three speaking rates, as one
-of three speakers (pitch and formants scaled) and in one of three noise levels. No labels: the target's greedy
-tokens are the answers (teacher.py), and only the draft's parameters train (train.py).
+The audio is the project's own: the offline voice speaking public-domain text (corpus/: passages from 26 Project
+Gutenberg books, founding documents, fables and everyday sentences; see corpus/SOURCES.md), a few sentences at a
+time, each piece at one of three speaking rates, as one of three speakers (pitch and formants scaled) and in one
+of three noise levels. No labels: the target's greedy tokens are the answers (teacher.py), and only the draft's
+parameters train (train.py).
 """
 
 from __future__ import annotations
