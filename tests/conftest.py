@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import types
 from pathlib import Path
 
@@ -22,6 +23,13 @@ SPEECH = Path(os.environ.get("SPECVOICE_SPEECH", Path(__file__).resolve().parent
 settings.register_profile("random", print_blob=True)
 settings.register_profile("derandomized", print_blob=True, derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "random"))
+
+def interruptible() -> None:
+    """preexec_fn of a command a test will Ctrl-C: SIGINT at its default and unblocked in the child, whatever the
+    test process runs with (Python leaves an ignored SIGINT ignored, and a blocked one never arrives)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
 
 VOCAB = 96
 TOKENS = types.SimpleNamespace(eot=80, sot=81, no_timestamps=82, timestamp_begin=83)  # 13 timestamps: 83..95

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPEECH
+from conftest import SPEECH, interruptible
 from test_cli import assert_one_line_error, specvoice
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -130,7 +130,7 @@ def in_session(session: int) -> list[int]:
 def start(*args: str) -> subprocess.Popen:
     """A command in a session of its own (its process group gets the Ctrl-C)."""
     return subprocess.Popen([sys.executable, "-m", "specvoice", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=interruptible)
 
 
 def worker_decoding(run: subprocess.Popen) -> int:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SPEECH
+from conftest import SPEECH, interruptible
 from specvoice.audio import SAMPLE_RATE, load_audio
 from specvoice.engine.stats import DecodeStats
 from specvoice.listen import FileReplay, Streamer, WhisperRecognizer, run
@@ -136,7 +136,7 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "specvoice", "listen", "--model", "tiny.en", "--method", "ar", "--threads", "1",
                                 "-o", str(out), "-f", "json"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     block = SAMPLE_RATE // 10 * 2
 
     stop = threading.Event()

@@ -20,7 +20,7 @@ import pytest
 import soundfile
 import torch
 
-from conftest import SPEECH
+from conftest import SPEECH, interruptible
 from specvoice.audio import load_audio
 from specvoice.engine.decoder import Session
 from specvoice.engine.sampling import Warp, sample_decode
@@ -217,7 +217,7 @@ def test_vad_keeps_silence_shorter_than_a_pause_and_skips_longer(real_models, jf
 def run_cli(*args, stdin: bytes | None = None):
     process = subprocess.Popen([sys.executable, "-m", "specvoice", *args], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=interruptible)
     out, err = process.communicate(stdin, timeout=900)
     return process.returncode, out.decode(), err.decode()
 
@@ -274,7 +274,7 @@ def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_file(tmp_path, manifest
     process = subprocess.Popen([sys.executable, "-c", MID_FILE, "transcribe", str(SPEECH / row["audio"]), "-o",
                                 str(tmp_path / "out"), "-f", "all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "MID_FILE_FD": str(said)}, pass_fds=(said,),
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=interruptible)
     os.close(said)
     heard = os.read(ready, 64)  # waits for the hook (or for the process to end without it: b"")
     os.close(ready)
