@@ -267,12 +267,12 @@ class DecodingOptions:
         """How the draft model drafts: spec's fixed-length chain, or specasr's (which dllm falls back on)."""
         from .engine.drafter import DraftPolicy
 
-        if self.method != "spec" and (self.confidence is None or self.tree_positions is None):
-            raise ValueError("specasr's drafting defaults depend on the device: DecodingOptions.on(device) first")
         if self.method == "spec":
             return DraftPolicy(max_tokens=self.draft_len, confidence=0.0, recycle=False, tree_positions=0,
                                tree_alternatives=self.tree_alternatives, tree_below=self.tree_below,
                                branch_successor=False, realign_window=self.realign_window, adaptive_cap=False)
+        if self.confidence is None or self.tree_positions is None:
+            raise ValueError("specasr's drafting defaults depend on the device: DecodingOptions.on(device) first")
         return DraftPolicy(max_tokens=self.max_draft, confidence=self.confidence, recycle=self.recycle,
                            tree_positions=self.tree_positions, tree_alternatives=self.tree_alternatives,
                            tree_below=self.tree_below, branch_successor=self.branch_successor,

@@ -24,6 +24,7 @@ settings.register_profile("random", print_blob=True)
 settings.register_profile("derandomized", print_blob=True, derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "random"))
 
+
 def interruptible() -> None:
     """preexec_fn of a command a test will Ctrl-C: SIGINT at its default and unblocked in the child, whatever the
     test process runs with (Python leaves an ignored SIGINT ignored, and a blocked one never arrives)."""
