@@ -370,8 +370,10 @@ class RateLimitedSoundDevice(FakeSoundDevice):
     def InputStream(self, samplerate, channels, dtype, blocksize, device, callback):
         if samplerate != 48000:
             raise self.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
-        stream = type("Stream", (), {"__enter__": lambda s: s, "__exit__": lambda s, *e: None})()
-        stream.samplerate, stream.blocksize, stream.callback = samplerate, blocksize, callback
+        stream = type("Stream", (), {"start": lambda s: s.calls.append("start"),
+                                     "stop": lambda s: s.calls.append("stop"),
+                                     "close": lambda s: s.calls.append("close")})()
+        stream.samplerate, stream.blocksize, stream.callback, stream.calls = samplerate, blocksize, callback, []
         self.streams.append(stream)
         return stream
 
@@ -391,6 +393,7 @@ def test_a_microphone_that_refuses_16_khz_is_opened_at_its_own_rate_and_resample
     spectrum = np.abs(np.fft.rfft(audio[SAMPLE_RATE // 10:]))
     assert np.fft.rfftfreq(len(audio) - SAMPLE_RATE // 10, 1 / SAMPLE_RATE)[np.argmax(spectrum)] == pytest.approx(440, abs=2)
     assert microphone.name == "USB mic" and queue.level == pytest.approx(0.5, abs=0.01)
+    assert stream.calls == ["start", "stop", "close"] and not microphone.stuck
 
 
 def test_devices_are_found_by_index_or_name():

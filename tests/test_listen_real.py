@@ -121,7 +121,10 @@ def _asoundrc(home, infile):
 
 @pytest.mark.skipif(not ctypes.util.find_library("portaudio"),
                     reason="the PortAudio system library (apt-get install libportaudio2) is not installed")
-def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
+@pytest.mark.parametrize("stalls", [False, True], ids=["microphone", "microphone-that-stalls"])
+def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path, stalls):
+    """A microphone keeps sending blocks; one that stalls (unplugged, or a hung driver) stops after the clip and
+    3 s of silence, and PortAudio's read then never returns: Ctrl-C still ends the command, with the transcript."""
     audio = load_audio(SPEECH / "whisper_jfk.wav")
     samples = np.concatenate([audio, np.zeros(3 * SAMPLE_RATE, np.float32)])
     raw = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
@@ -141,11 +144,11 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
 
     stop = threading.Event()
 
-    def feed():  # 0.1 s every 0.1 s, as a microphone would: the clip, then silence until the test ends (a stream
-        # starved of samples blocks in PortAudio's read, which a microphone never does)
+    def feed():  # 0.1 s every 0.1 s, as a microphone would: the clip, then silence until the test ends (or, for a
+        # stalled one, nothing more after 3 s of it)
         os.set_blocking(writer, False)  # a full pipe (the command has exited) skips a block instead of hanging
         for i in itertools.count(0, block):
-            if stop.is_set():
+            if stop.is_set() or (stalls and i >= len(raw)):
                 return
             with contextlib.suppress(BlockingIOError):
                 os.write(writer, raw[i: i + block] if i < len(raw) else bytes(block))
@@ -159,6 +162,9 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
     deadline = time.monotonic() + 600
     while not any("country" in line for line in lines) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.5)
+    if stalls:
+        feeder.join(timeout=60)
+        time.sleep(1)  # the queue drained: the stream now waits in a read that never returns
     process.send_signal(signal.SIGINT)  # Ctrl-C: commit what is left, write the files, exit 130
     try:
         assert process.wait(timeout=120) == 130, process.stderr.read()
@@ -170,3 +176,5 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path):
     text = " ".join(lines).lower()
     assert "what your country can do for you" in text.replace(",", "").replace(".", ""), text
     assert (out / "listen.json").exists()
+    stalled_warning = "the input device stopped sending audio and would not close" in process.stderr.read()
+    assert stalled_warning == stalls

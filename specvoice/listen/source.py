@@ -6,6 +6,7 @@ into a queue (anything slower there drops audio). The streaming loop drains the 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import queue
 import threading
@@ -19,6 +20,7 @@ from ..errors import SpecvoiceError
 
 BLOCK = SAMPLE_RATE // 10  # 0.1 s per callback
 LEVEL_HOLDS = 0.5  # seconds
+STOP_WAIT = 2.0  # seconds a stopping input stream may take before it is left behind (a stalled device)
 NO_INPUT_DEVICE = "no audio input device found (no sound card or microphone is visible to PortAudio)"
 INSTALL_HINT = "install the system library libportaudio2 (Debian/Ubuntu: sudo apt-get install libportaudio2)"
 
@@ -197,6 +199,7 @@ class Microphone:
         self.name = self.sd.query_devices(self.device)["name"]
         self.queue = AudioQueue()
         self.started = 0.0
+        self.stuck = False  # the device never let its stream stop (see _stop)
 
     def clock(self) -> float:
         return time.monotonic() - self.started
@@ -222,6 +225,22 @@ class Microphone:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[AudioQueue]:
-        with self._open():
-            self.started = time.monotonic()
+        stream = self._open()
+        stream.start()
+        self.started = time.monotonic()
+        try:
             yield self.queue
+        finally:
+            self._stop(stream)
+
+    def _stop(self, stream) -> None:
+        """Stop and close the stream, unless the device hangs: PortAudio's stop (and its abort) waits for a read
+        that a stalled or unplugged input never completes, and Ctrl-C would then never end the command. Such a
+        stream is left to a thread of its own, and so is sounddevice's clean-up at exit, which would wait on it
+        again."""
+        closer = threading.Thread(target=lambda: (stream.stop(), stream.close()), daemon=True)
+        closer.start()
+        closer.join(STOP_WAIT)
+        self.stuck = closer.is_alive()
+        if self.stuck:
+            atexit.unregister(self.sd._exit_handler)  # sounddevice's own atexit hook: PortAudio's terminate
