@@ -155,6 +155,11 @@ def test_unknown_model(tmp_path):
                           "unknown model", "whisper-huge-9")
 
 
+def test_unknown_draft_names_every_kind_of_draft():
+    assert_one_line_error(specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--method", "spec", "--draft", "tiny"),
+                          "unknown draft 'tiny'", "shallow", "specvoice distill", "tiny.en")
+
+
 def test_folder_that_is_not_whisper(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     assert_one_line_error(specvoice("transcribe", str(SPEECH / "whisper_jfk.wav"), "--model", str(tmp_path)),

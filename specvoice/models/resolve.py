@@ -64,8 +64,9 @@ def hub_folder(repo_id: str, patterns: tuple[str, ...] = WEIGHT_FILES) -> Path:
         raise ModelUnavailable(f"could not get model {repo_id!r} from the Hugging Face hub: {first_line}") from None
 
 
-def resolve_folder(name: str) -> Path:
-    """The local transformers-format folder for NAME, converting or downloading it first if needed."""
+def resolve_folder(name: str, role: str = "model", also: str = "") -> Path:
+    """The local transformers-format folder for NAME, converting or downloading it first if needed. `role` and
+    `also` word the error for a name that is none of these (`--draft` also takes its own kinds of names)."""
     if name in registry.BUILTIN_MODELS:
         return _builtin_folder(name)
     path = Path(name).expanduser()
@@ -80,7 +81,8 @@ def resolve_folder(name: str) -> Path:
         raise SpecvoiceError(f"{path}: a model must be a folder, a built-in name or a hub id")
     if is_hub_id(name):
         return hub_folder(name)
-    raise SpecvoiceError(f"unknown model {name!r}: use one of {', '.join(registry.BUILTIN_MODELS)}, a local folder or a hub id such as openai/whisper-base")
+    raise SpecvoiceError(f"unknown {role} {name!r}: use {also}one of {', '.join(registry.BUILTIN_MODELS)}, a local folder "
+                         "or a hub id such as openai/whisper-base")
 
 
 def _assembled_ctranslate2_folder(name: str) -> Path:
