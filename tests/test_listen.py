@@ -604,3 +604,16 @@ def test_the_status_line_names_the_input_model_method_time_and_level():
     assert status_line(status, "interrupted").plain == "■ interrupted 0:02 USB mic · base · ar"
     queue.latest_at -= 1.0  # no audio for a second: the meter falls
     assert "──────── USB mic" in status_line(status, "listening").plain
+    queue.latest_at -= 4.0  # a microphone sends blocks in silence too: 5 s without one, it has stopped
+    assert status_line(status, "listening").plain == "● listening 0:02 no audio from the input for 5 s USB mic · base · ar"
+    assert status_line(status, "interrupted").plain == "■ interrupted 0:02 USB mic · base · ar"
+
+
+def test_a_replay_on_demand_never_says_its_input_stopped():
+    """A file replayed as fast as decoding takes it sends blocks only when asked: slow decoding is no stalled input."""
+    from specvoice.listen.view import Status, status_line
+
+    replay = source.FileReplay(np.zeros(SAMPLE_RATE, np.float32), speed=0)
+    with replay.running() as queue:
+        queue.latest_at -= 60.0
+        assert "no audio" not in status_line(Status("a.wav", "base", "ar", queue), "listening").plain

@@ -20,6 +20,9 @@ from ..errors import SpecvoiceError
 
 BLOCK = SAMPLE_RATE // 10  # 0.1 s per callback
 LEVEL_HOLDS = 0.5  # seconds
+# A live input sends a block every 0.1 s, silence included: this long without one, it has stopped (unplugged, a
+# hung driver), and the status line says so.
+NO_INPUT_AFTER = 3.0  # seconds
 STOP_WAIT = 2.0  # seconds a stopping input stream may take before it is left behind (a stalled device)
 NO_INPUT_DEVICE = "no audio input device found (no sound card or microphone is visible to PortAudio)"
 INSTALL_HINT = "install the system library libportaudio2 (Debian/Ubuntu: sudo apt-get install libportaudio2)"
@@ -34,7 +37,7 @@ class AudioQueue:
         self.received = 0  # samples queued so far
         self.overflows = 0
         self.latest = np.zeros(0, np.float32)  # the last block, for the level meter
-        self.latest_at = 0.0  # when it came (time.monotonic)
+        self.latest_at = time.monotonic()  # when it came, or when the input opened (see `opened`)
 
     def callback(self, indata: np.ndarray, frames: int, timing, status) -> None:
         """sounddevice's input callback signature: (indata[frames, channels], frames, time, CallbackFlags)."""
@@ -47,6 +50,15 @@ class AudioQueue:
 
     def end(self) -> None:
         self.blocks.put(None)
+
+    def opened(self) -> None:
+        """The input starts sending now (the queue may have been made long before, while models loaded)."""
+        self.latest_at = time.monotonic()
+
+    @property
+    def quiet_for(self) -> float:
+        """Seconds since the last block (or the input's opening); 0 for a replay that sends only when asked."""
+        return 0.0 if self.producer else time.monotonic() - self.latest_at
 
     @property
     def level(self) -> float:
@@ -120,6 +132,7 @@ class FileReplay:
     @contextlib.contextmanager
     def running(self) -> Iterator[AudioQueue]:
         self.started = time.monotonic()
+        self.queue.opened()
         if self.speed == 0:
             yield self.queue
             return
@@ -228,6 +241,7 @@ class Microphone:
         stream = self._open()
         stream.start()
         self.started = time.monotonic()
+        self.queue.opened()
         try:
             yield self.queue
         finally:

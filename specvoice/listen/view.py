@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .hypothesis import Word
-from .source import AudioQueue
+from .source import NO_INPUT_AFTER, AudioQueue
 
 REFRESH = 0.1  # seconds between redraws of the live region (the elapsed time and the level meter move)
 METER_CELLS = 8
@@ -61,7 +61,10 @@ def status_line(status: Status, state: str) -> Text:
     """`● listening 0:07 ━━━━──── whisper_jfk.wav · base · ar`; `■ done` or `■ interrupted` once it ended."""
     line = Text("● ", style="bold red") if state == "listening" else Text("■ ")
     line += Text(f"{state} {_elapsed(status.audio.seconds)} ")
-    if state == "listening":
+    quiet = status.audio.quiet_for
+    if state == "listening" and quiet > NO_INPUT_AFTER:
+        line += Text(f"no audio from the input for {int(quiet)} s ", style="bold yellow")
+    elif state == "listening":
         line += _meter(status.audio.level) + Text(" ")
     line += Text(f"{status.source} · {status.model} · {status.method}", style="dim")
     return line
