@@ -468,7 +468,7 @@ def listen(
     with (LiveView(out, status) if out.is_terminal else LineView(out)) as view, source.running() as audio_queue:
         interrupted = run(streamer, audio_queue, listening.step, view, view.warn)
         view.ended(interrupted)
-    if getattr(source, "stuck", False):
+    if source.stuck:
         stderr.print("warning: the input device stopped sending audio and would not close; left it open",
                      markup=False)
     seconds = audio_queue.seconds

@@ -102,6 +102,7 @@ class FileReplay:
         self.sent = 0
         self.queue = AudioQueue(self._produce if speed == 0 else None)
         self.started = 0.0
+        self.stuck = False  # a replay always stops (see Microphone._stop)
 
     def _send(self, count: int) -> None:
         block = self.samples[self.sent: self.sent + count]
@@ -250,8 +251,8 @@ class Microphone:
     def _stop(self, stream) -> None:
         """Stop and close the stream, unless the device hangs: PortAudio's stop (and its abort) waits for a read
         that a stalled or unplugged input never completes, and Ctrl-C would then never end the command. Such a
-        stream is left to a thread of its own, and so is sounddevice's clean-up at exit, which would wait on it
-        again."""
+        stream is left to a thread of its own, and sounddevice's clean-up at exit, which would wait on it again,
+        is dropped."""
         closer = threading.Thread(target=lambda: (stream.stop(), stream.close()), daemon=True)
         closer.start()
         closer.join(STOP_WAIT)
