@@ -18,8 +18,8 @@ __all__ = ["ctranslate2_folder", "load_draft", "load_whisper", "resolve_folder",
 
 
 def load_whisper(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 int8: bool = False, folder: Path | None = None) -> WhisperModel:
-    return WhisperModel.from_folder(name, folder or resolve_folder(name), device, dtype, int8)
+                 int8: bool = False) -> WhisperModel:
+    return WhisperModel.from_folder(name, resolve_folder(name), device, dtype, int8)
 
 
 def shallow_draft_file(name: str, target: str) -> Path | None:
@@ -49,7 +49,7 @@ def load_draft(name: str, target: WhisperModel, device: str | torch.device = "cp
         return draft
     folder = resolve_folder(name, "draft", f"{SHALLOW} (the draft that ships for base), a .safetensors file that "
                                            "`specvoice distill` wrote, ")
-    return load_whisper(name, device, dtype, folder=folder)
+    return WhisperModel.from_folder(name, folder, device, dtype, False)
 
 
 def weights_version(name: str, target: str | None = None) -> str:
