@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import specvoice.engine.linear as linear_module
-from specvoice.engine.linear import FusedLinear, RowInt8Linear, fused, quantise_rows
+from specvoice.engine.linear import DraftInt8Linear, FusedLinear, RowInt8Linear, fused, quantise_rows
 
 
 def linear(inputs: int, outputs: int, seed: int, bias: bool = True) -> torch.nn.Linear:
@@ -50,6 +50,24 @@ def test_int8_is_close_to_float_and_zero_rows_stay_zero():
     relative = (got - expected).norm(dim=1) / expected.norm(dim=1)
     assert relative.max() < 0.03
     torch.testing.assert_close(got[3], reference.bias.detach())
+
+
+@pytest.mark.parametrize("inputs", [512, 37])
+def test_a_draft_layer_takes_the_dynamic_gemm_for_a_lone_row_only(inputs):
+    """A draft's lone row (its every chain step) goes through the dynamic GEMM, as close to float as the row
+    path; several rows get exactly the row path's bits."""
+    reference = linear(inputs, 256, 6)
+    weight = quantise_rows(reference.weight)
+    draft, rows = DraftInt8Linear(weight, reference.bias), RowInt8Linear(weight, reference.bias)
+    x = torch.randn(4, inputs) * torch.logspace(-2, 2, 4).unsqueeze(1)
+    assert torch.equal(draft(x), rows(x))
+    for row in x.split(1):
+        expected = reference(row)
+        lone, by_row = draft(row), rows(row)
+        assert not torch.equal(lone, by_row)  # the other GEMM ran
+        assert (lone - expected).norm() / expected.norm() < 0.03
+    assert isinstance(fused(reference, int8=True, draft=True), DraftInt8Linear)
+    assert type(fused(reference, int8=True)) is RowInt8Linear
 
 
 def test_fused_projections_equal_the_separate_ones_with_the_scale_folded_in():

@@ -32,14 +32,15 @@ class _Layer(LayerSteps):
     cross_out: Step
 
 
-def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser) -> _Layer:
+def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft: bool = False) -> _Layer:
+    """draft: as encoder.layer_steps takes it; the cross keys/values, once per window, stay row by row."""
     cross = layer.encoder_attn
     return _Layer(
-        **vars(layer_steps(layer, scaling, int8)),
+        **vars(layer_steps(layer, scaling, int8, draft)),
         cross_norm=layer.encoder_attn_layer_norm.forward,
-        cross_q=fused(cross.q_proj, int8=int8, scale=scaling).forward,
+        cross_q=fused(cross.q_proj, int8=int8, scale=scaling, draft=draft).forward,
         cross_kv=fused(cross.k_proj, cross.v_proj, int8=int8).forward,
-        cross_out=fused(cross.out_proj, int8=int8).forward,
+        cross_out=fused(cross.out_proj, int8=int8, draft=draft).forward,
     )
 
 
@@ -72,7 +73,8 @@ class WhisperDecoder:
     """Implements engine.decoder.CachedDecoder for one Whisper model and one audio window at a time."""
 
     def __init__(self, whisper: WhisperModel, max_slots: int | None = None, approximate: bool = False):
-        """approximate=True (drafts only): int8 weights on the CPU and an encoder that sees only the audio."""
+        """approximate=True (drafts only): int8 weights on the CPU, a lone row's cheaper numerics (engine/linear.py's
+        DraftInt8Linear, the tanh GELU) and an encoder that sees only the audio."""
         hf = whisper.model
         config = hf.config
         self.approximate = approximate
@@ -83,11 +85,11 @@ class WhisperDecoder:
         self.heads = config.decoder_attention_heads
         self.head_dim = config.d_model // self.heads
         scaling = self.head_dim ** -0.5
-        self.layers = [_layer(layer, scaling, int8) for layer in decoder.layers]
+        self.layers = [_layer(layer, scaling, int8, draft=approximate) for layer in decoder.layers]
         self.exact = whisper.int8 and not approximate
         self.embed_tokens, self.embed_positions = decoder.embed_tokens, decoder.embed_positions.weight
         self.final_norm = decoder.layer_norm
-        self.output = fused(hf.proj_out, int8=int8)
+        self.output = fused(hf.proj_out, int8=int8, draft=approximate)
         self.encoder = WhisperEncoder(hf.model.encoder, int8)
         if int8:
             int8.finish()

@@ -133,7 +133,7 @@ class _SubsetHead:
     def __init__(self, head: nn.Linear, vocabulary: torch.Tensor, size: int, int8: bool):
         from ..engine.linear import fused
 
-        self.project = fused(head, int8=int8).forward
+        self.project = fused(head, int8=int8, draft=True).forward
         self.vocabulary, self.size = vocabulary, size
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,7 +156,7 @@ class ShallowDecoder(WhisperDecoder):
             int8 = self.device.type == "cpu" and self.dtype == torch.float32
         draft = copy.deepcopy(draft).to(self.device, self.dtype)
         self.heads, self.head_dim = draft.heads, target.head_dim
-        self.layers = [_layer(layer, draft.scaling, int8) for layer in draft.layers]
+        self.layers = [_layer(layer, draft.scaling, int8, draft=True) for layer in draft.layers]
         self.embed_tokens, self.embed_positions = target.embed_tokens, target.embed_positions
         self.final_norm = draft.final_norm
         self.output = _SubsetHead(draft.head, draft.vocabulary.to(self.device), target.vocab_size, int8)
