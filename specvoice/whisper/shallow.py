@@ -16,6 +16,7 @@ It is trained by `specvoice distill` to predict the target's own greedy tokens (
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 
@@ -59,14 +60,23 @@ class ShallowDraft(nn.Module):
         self.layers = nn.ModuleList(copy.deepcopy(decoder.layers[i]).float() for i in self.shares)
         self.final_norm = copy.deepcopy(decoder.layer_norm).float()
         self.register_buffer("vocabulary", vocabulary.clone())
-        self.head = nn.Linear(config.d_model, len(vocabulary), bias=False)
-        with torch.no_grad():
-            self.head.weight.copy_(target.model.proj_out.weight[vocabulary].float())
+        # made on the meta device: a random initialisation (40 ms) that the target's rows replace at once
+        self.head = nn.Linear(config.d_model, len(vocabulary), bias=False, device="meta")
+        self.head.weight = nn.Parameter(target.model.proj_out.weight.detach()[vocabulary].float())
         for layer in self.layers:
             for name in KEPT_FROZEN:
                 layer.get_submodule(name).requires_grad_(False)
-        self.embed_tokens = decoder.embed_tokens.weight.detach().float()  # the target's, not trained
-        self.embed_positions = decoder.embed_positions.weight.detach().float()
+        self._target_tables = decoder.embed_tokens.weight, decoder.embed_positions.weight  # not trained
+
+    @functools.cached_property
+    def embed_tokens(self) -> torch.Tensor:
+        """The target's token table in float32, made on training's first use (106 MB for base: a draft that only
+        decodes reads the target's own table)."""
+        return self._target_tables[0].detach().float()
+
+    @functools.cached_property
+    def embed_positions(self) -> torch.Tensor:
+        return self._target_tables[1].detach().float()
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """What a draft file holds: everything trained (not the target's frozen cross key/value projections)."""
@@ -154,7 +164,8 @@ class ShallowDecoder(WhisperDecoder):
         self.device, self.dtype = target.device, target.dtype
         if int8 is None:
             int8 = self.device.type == "cpu" and self.dtype == torch.float32
-        draft = copy.deepcopy(draft).to(self.device, self.dtype)
+        if any(p.device != self.device or p.dtype != self.dtype for p in draft.parameters()):
+            draft = copy.deepcopy(draft).to(self.device, self.dtype)  # the caller's draft stays where it was
         self.heads, self.head_dim = draft.heads, target.head_dim
         self.layers = [_layer(layer, draft.scaling, int8, draft=True) for layer in draft.layers]
         self.embed_tokens, self.embed_positions = target.embed_tokens, target.embed_positions
