@@ -307,9 +307,9 @@ def explanations(results: dict) -> list[str]:
         f"vs faster-whisper: {peer}'s median s / the contestant's (above 1: faster than {peer})." if peer else
         "vs faster-whisper: – (faster-whisper was not run).",
         "peak MiB: the largest peak resident memory of one command (the kernel's ru_maxrss of that process).",
-        "start-up s: median wall seconds of the command that only starts (faster-whisper's script with "
-        "--load-only: interpreter, imports, model loading); – where there is none (specvoice transcribe has no "
-        "such mode).",
+        "start-up s: median wall seconds of the same command with --load-only, which starts and exits "
+        "(interpreter, imports, model loading; specvoice transcribe also checks the first clip and builds its "
+        "models).",
         "median − start-up s: median s minus start-up s for each command of the row: the time the command spends "
         "on the audio, to set beside in-process s.",
         "in-process s: the same contestant in the bench's own process, models loaded (results in in-process/, "
