@@ -26,10 +26,11 @@ METHODS = {
     "specasr": "SpecASR: adaptive draft length, draft recycling, two-pass sparse token tree",
     "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
 }
-# What --method auto runs. On the CPU no draft pays yet: the shallow draft that ships for base (no encoder of its
-# own, a step a third of a target step) keeps ~2.8 tokens a target pass on the short dev clips and ~2.3 on long
-# form, which comes to 0.98x of ar-int8's time end to end on the short clips and 1.06x on long form
-# (BENCHMARKS.md). On CUDA a pass costs about the same for 1 token or 30, so drafting pays.
+# What --method auto runs. On the CPU drafting pays too little yet: the shallow draft that ships for base (no
+# encoder of its own, a step about a third of a target step) keeps ~2.8 tokens a target pass on the short dev
+# clips and ~2.3 on long form, 1.05x and 1.00x ar-int8's speed with the models loaded (BENCHMARKS.md), less than
+# loading the draft costs a short clip's command. On CUDA a pass costs about the same for 1 token or 30, so
+# drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
 # specasr's drafting where the user sets none. On the CPU a verify pass costs more with every row and a draft
 # step a third of a target step, so a draft stops at the first token it is less than 0.8 sure of and no tree
