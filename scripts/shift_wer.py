@@ -3,9 +3,10 @@
 On a few dozen clips a WER comparison is decided by a handful of borderline words (a digit string grouped
 one way or another moves it by two points). Shifting the audio by a few frames gives every such decision a
 fresh chance, so systematic differences show and coin flips average out. Compared, each with its own
-defaults (beam 1, English): specvoice base int8 `ar` as it runs by default on this CPU (the encoder's
-self-attention in bfloat16, 8-bit activations), with float32 attention, and with 7-bit activations (its
-int8 before 8-bit activations), and faster-whisper base int8.
+defaults (beam 1, English): specvoice base int8 `ar` as it runs by default on this CPU (where it has AMX tiles
+the encoder's linears and self-attention in bfloat16, else its self-attention in bfloat16 where the CPU
+multiplies bfloat16 natively; 8-bit activations), with an int8 encoder and float32 attention, and with 7-bit
+activations (its int8 before 8-bit activations), and faster-whisper base int8.
 
 Run: .venv/bin/python scripts/shift_wer.py /tmp/bm/short.jsonl /tmp/bm/long.jsonl  (needs faster-whisper:
 pip install 'specvoice[bench]'); prints the totals, then every instance whose errors differ between the
@@ -57,9 +58,9 @@ def faster_whisper_texts() -> list[str]:
             for row, shift in instances]
 
 
-DEFAULT = "specvoice int8 (bfloat16 attention, 8-bit activations)"
+DEFAULT = "specvoice int8 as it runs here (bfloat16 encoder or attention, 8-bit activations)"
 contestants = {DEFAULT: specvoice_texts(),
-               "specvoice int8, float32 attention": specvoice_texts(bfloat16=False),
+               "specvoice int8, int8 encoder, float32 attention": specvoice_texts(bfloat16=False),
                "specvoice int8, 7-bit activations": specvoice_texts(seven_bit=True),
                "faster-whisper int8": faster_whisper_texts()}
 errors = {name: [word_errors(row["text"], text) for (row, _), text in zip(instances, texts)]
@@ -68,7 +69,7 @@ words = sum(e.words for e in next(iter(errors.values())))
 for name, found in errors.items():
     total = sum(e.errors for e in found)
     print(f"{name}: {total} errors / {words} words = {100 * total / words:.2f}% over {len(instances)} instances")
-for variant in ("specvoice int8, float32 attention", "specvoice int8, 7-bit activations"):
+for variant in ("specvoice int8, int8 encoder, float32 attention", "specvoice int8, 7-bit activations"):
     print(f"instances whose errors differ, {variant} -> default:")
     for (row, shift), a, b in zip(instances, errors[variant], errors[DEFAULT]):
         if a.errors != b.errors:
