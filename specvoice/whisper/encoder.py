@@ -48,8 +48,8 @@ def _cpu_has(probe: str) -> bool:
 def bfloat16_linears() -> bool:
     """Whether an int8 model's products over many rows (an encoder window's, a window's cross keys/values) run
     in bfloat16 instead of int8: where the CPU has AMX tiles (and takes bfloat16 attention). A window of base took
-    107-111 ms against 139-141 ms (2-core Xeon), and its cross keys came 1.5% from float32's against int8's 9%:
-    on the 35 dev clips at three shifts, 97 of 105 transcripts equal float32's against 87 (BENCHMARKS.md)."""
+    99 ms against 131-136 ms (2-core Xeon), and its cross keys came 1.5% from float32's against int8's 9%: on the
+    35 dev clips at three shifts, 97 of 105 transcripts equal float32's against 87 (README, "int8 on the CPU")."""
     return native_bfloat16() and amx_tiles()
 
 
