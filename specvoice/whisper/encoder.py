@@ -49,7 +49,7 @@ def bfloat16_linears() -> bool:
     """Whether an int8 model's products over many rows (an encoder window's, a window's cross keys/values) run
     in bfloat16 instead of int8: where the CPU has AMX tiles (and takes bfloat16 attention). A window of base took
     99 ms against 131-136 ms (2-core Xeon), and its cross keys came 1.5% from float32's against int8's 9%: on the
-    35 dev clips at three shifts, 97 of 105 transcripts equal float32's against 87 (README, "int8 on the CPU")."""
+    35 dev clips at three shifts, 97 of 105 transcripts equal float32's against 92 (README, "int8 on the CPU")."""
     return native_bfloat16() and amx_tiles()
 
 
