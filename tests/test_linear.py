@@ -7,8 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import specvoice.engine.linear as linear_module
-from specvoice.engine.linear import (Bfloat16Linear, DraftInt8Linear, FusedLinear, RowInt8Linear, bfloat16_fused, fused,
-                                     quantise_rows)
+from specvoice.engine.linear import DraftInt8Linear, FusedLinear, RowInt8Linear, fused, quantise_rows
 
 
 def linear(inputs: int, outputs: int, seed: int, bias: bool = True) -> torch.nn.Linear:
@@ -69,18 +68,6 @@ def test_a_draft_layer_takes_the_dynamic_gemm_for_a_lone_row_only(inputs):
         assert (lone - expected).norm() / expected.norm() < 0.03
     assert isinstance(fused(reference, int8=True, draft=True), DraftInt8Linear)
     assert type(fused(reference, int8=True)) is RowInt8Linear
-
-
-@pytest.mark.parametrize("output", [torch.float32, torch.bfloat16])
-def test_bfloat16_projections_are_close_to_float_in_the_precision_asked(output):
-    q, k = linear(64, 32, 7), linear(64, 48, 8)
-    x = torch.randn(300, 64)
-    layer = bfloat16_fused(q, k, scale=0.125, output=output)
-    assert isinstance(layer, Bfloat16Linear) and layer.weight.dtype == torch.bfloat16
-    got = layer(x)
-    expected = torch.cat([q(x) * 0.125, k(x)], dim=1)
-    assert got.dtype == output and got.shape == expected.shape
-    assert ((got.float() - expected).norm() / expected.norm()).item() < 0.01  # bfloat16 keeps 8 bits
 
 
 def test_fused_projections_equal_the_separate_ones_with_the_scale_folded_in():

@@ -182,26 +182,6 @@ class FusedLinear(torch.nn.Module):
         return y + self.bias if self.bias is not None else y
 
 
-class Bfloat16Linear(torch.nn.Module):
-    """Several Linears that read the same input as one bfloat16 GEMM (products accumulate in float32), for inputs
-    of many rows on a CPU with AMX tiles: an encoder window's 1500 x 512 x 1536 product took 0.7 ms where FBGEMM's
-    int8 took 2.2-4.4 ms with its row quantisation (2-core Xeon). `output`: bfloat16 where the next step reads
-    bfloat16 anyway (attention, the GELU before the second feed-forward product), else float32, the bias then
-    added in float32."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, output: torch.dtype):
-        super().__init__()
-        self.weight = weight.detach().to(torch.bfloat16).contiguous()
-        self.output = output
-        self.bias = None if bias is None else bias.detach().to(output).clone()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.output == torch.bfloat16:
-            return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias)
-        y = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight).float()
-        return y if self.bias is None else y.add_(self.bias)
-
-
 class Quantiser:
     """Where fused() gets the int8 weight of a group of Linears: quantised from their float weights here;
     whisper/int8cache.py's subclass reads it from a model's on-disk cache."""
@@ -210,10 +190,6 @@ class Quantiser:
              scale: float) -> tuple[Int8Rows | PackedRows, torch.Tensor | None]:
         weight, bias = joined(linears, scale)
         return quantise_rows(weight), bias
-
-    def floats(self, linears: Sequence[torch.nn.Linear], scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The float weight and bias of a group that an int8 model runs in another precision (joined())."""
-        return joined(linears, scale)
 
     def finish(self) -> None:
         """Called once every layer of a model is built (a cache writes what it quantised)."""
@@ -239,11 +215,3 @@ def fused(*linears: torch.nn.Linear, int8: bool | Quantiser = False, scale: floa
         return FusedLinear(*joined(linears, scale))
     kind = DraftInt8Linear if draft else RowInt8Linear
     return kind(*(int8 if isinstance(int8, Quantiser) else Quantiser()).rows(linears, scale))
-
-
-def bfloat16_fused(*linears: torch.nn.Linear, weights: bool | Quantiser = False, scale: float = 1.0,
-                   output: torch.dtype = torch.float32) -> Bfloat16Linear:
-    """fused()'s layer as a Bfloat16Linear: for an int8 model's products over many rows where the CPU multiplies
-    bfloat16 on AMX tiles. weights: the int8 model's Quantiser, which knows where its float weights are."""
-    source = weights if isinstance(weights, Quantiser) else Quantiser()
-    return Bfloat16Linear(*source.floats(linears, scale), output)

@@ -17,8 +17,8 @@ from ..engine import ops
 from ..engine.alike import attend_alike, transposed_keys
 from ..engine.cache import StaticKVCache
 from ..engine.decoder import Session, chain_visibility
-from ..engine.linear import Quantiser, bfloat16_fused, fused
-from .encoder import LayerSteps, Step, WhisperEncoder, bfloat16_linears, layer_steps, split_heads
+from ..engine.linear import Quantiser, fused
+from .encoder import LayerSteps, Step, WhisperEncoder, layer_steps, split_heads
 from .model import WhisperModel
 
 
@@ -32,18 +32,14 @@ class _Layer(LayerSteps):
     cross_out: Step
 
 
-def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft: bool = False,
-           bfloat16_cross: bool = False) -> _Layer:
-    """draft: as encoder.layer_steps takes it; the cross keys/values, once per window, stay row by row, or, with
-    bfloat16_cross (encoder.py's bfloat16_linears), run over the window's rows in bfloat16."""
+def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft: bool = False) -> _Layer:
+    """draft: as encoder.layer_steps takes it; the cross keys/values, once per window, stay row by row."""
     cross = layer.encoder_attn
-    cross_kv = bfloat16_fused(cross.k_proj, cross.v_proj, weights=int8) if bfloat16_cross else \
-        fused(cross.k_proj, cross.v_proj, int8=int8)
     return _Layer(
         **vars(layer_steps(layer, scaling, int8, draft)),
         cross_norm=layer.encoder_attn_layer_norm.forward,
         cross_q=fused(cross.q_proj, int8=int8, scale=scaling, draft=draft).forward,
-        cross_kv=cross_kv.forward,
+        cross_kv=fused(cross.k_proj, cross.v_proj, int8=int8).forward,
         cross_out=fused(cross.out_proj, int8=int8, draft=draft).forward,
     )
 
@@ -89,9 +85,7 @@ class WhisperDecoder:
         self.heads = config.decoder_attention_heads
         self.head_dim = config.d_model // self.heads
         scaling = self.head_dim ** -0.5
-        bfloat16_cross = bool(int8) and hf.device.type == "cpu" and bfloat16_linears()
-        self.layers = [_layer(layer, scaling, int8, draft=approximate, bfloat16_cross=bfloat16_cross)
-                       for layer in decoder.layers]
+        self.layers = [_layer(layer, scaling, int8, draft=approximate) for layer in decoder.layers]
         self.exact = whisper.int8 and not approximate
         self.embed_tokens, self.embed_positions = decoder.embed_tokens, decoder.embed_positions.weight
         self.final_norm = decoder.layer_norm

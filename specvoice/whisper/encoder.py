@@ -1,7 +1,6 @@
 """Whisper's audio encoder with our own layer forward: q|k|v as one projection, the linear layers in float or
 in batch-invariant int8 (engine/linear.py), and self-attention in float32, or, in int8 mode on a CPU with
 bfloat16 dot products, in bfloat16 (PyTorch's fused kernel where the CPU has AMX tiles, else blocks of queries).
-Where the CPU has AMX tiles, an int8 model's encoder runs its linear layers in bfloat16 too (bfloat16_linears).
 
 The encoder runs once per 30 s window and every decoding method reads the same output, so its precision
 changes no method's agreement with `ar`; it is about speed at an unchanged WER.
@@ -16,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..engine.linear import Quantiser, bfloat16_fused, fused
+from ..engine.linear import Quantiser, fused
 
 Step = Callable[[torch.Tensor], torch.Tensor]
 Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # q, k, v [heads, n, d] -> [n, heads * d]
@@ -45,21 +44,20 @@ def _cpu_has(probe: str) -> bool:
     return getattr(torch.cpu, probe, lambda: False)()
 
 
-def bfloat16_linears() -> bool:
-    """Whether an int8 model's products over many rows (an encoder window's, a window's cross keys/values) run
-    in bfloat16 instead of int8: where the CPU has AMX tiles (and takes bfloat16 attention). A window of base took
-    99 ms against 131-136 ms (2-core Xeon), and its cross keys came 1.5% from float32's against int8's 9%: on the
-    35 dev clips at three shifts, 97 of 105 transcripts equal float32's against 92 (README, "int8 on the CPU")."""
-    return native_bfloat16() and amx_tiles()
-
-
-def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """PyTorch's fused attention in the inputs' precision (float32, or the bfloat16 of bfloat16 linears); q is
-    pre-scaled. Contiguous heads: SDPA is markedly slower on strided ones."""
+def float32_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """PyTorch's fused attention in the inputs' precision; q is pre-scaled. Contiguous heads: SDPA is markedly
+    slower on strided ones."""
     heads, n, d = q.shape
     out = F.scaled_dot_product_attention(q.contiguous()[None], k.contiguous()[None], v.contiguous()[None],
                                          scale=1.0)
     return out[0].transpose(0, 1).reshape(n, heads * d)
+
+
+def fused_bfloat16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The same fused attention with bfloat16 inputs (products accumulate in float32). With AMX tiles its flash
+    kernel is 2.6x the query blocks below (6.8 against 17.7 ms a layer of base, 2 threads, a Xeon with AMX), and
+    a little closer to float32 (3.7e-3 against 5.3e-3 relative distance); without AMX not measured."""
+    return float32_attention(*(t.to(torch.bfloat16) for t in (q, k, v))).float()
 
 
 def bfloat16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -91,25 +89,17 @@ class LayerSteps:
     activation: Step
 
 
-def layer_steps(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft: bool = False,
-                bfloat16: bool = False) -> LayerSteps:
+def layer_steps(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft: bool = False) -> LayerSteps:
     """draft: a draft decoder's layer, which may trade exactness for speed (engine/linear.py's DraftInt8Linear,
-    the tanh GELU); bfloat16: an int8 encoder's layer on bfloat16_linears, whose q|k|v and first feed-forward
-    products stay in bfloat16 for the attention and the GELU."""
+    the tanh GELU)."""
     attention = layer.self_attn
-
-    def linear(*linears: torch.nn.Linear, scale: float = 1.0, output: torch.dtype = torch.float32) -> Step:
-        if bfloat16:
-            return bfloat16_fused(*linears, weights=int8, scale=scale, output=output).forward
-        return fused(*linears, int8=int8, scale=scale, draft=draft).forward
-
     return LayerSteps(
         layer.self_attn_layer_norm.forward,
-        linear(attention.q_proj, attention.k_proj, attention.v_proj, scale=scaling, output=torch.bfloat16),
-        linear(attention.out_proj),
+        fused(attention.q_proj, attention.k_proj, attention.v_proj, int8=int8, scale=scaling, draft=draft).forward,
+        fused(attention.out_proj, int8=int8, draft=draft).forward,
         layer.final_layer_norm.forward,
-        linear(layer.fc1, output=torch.bfloat16),
-        linear(layer.fc2),
+        fused(layer.fc1, int8=int8, draft=draft).forward,
+        fused(layer.fc2, int8=int8, draft=draft).forward,
         _activation(layer.activation_fn, draft),
     )
 
@@ -128,11 +118,11 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 def _cpu_int8_attention() -> Attention:
-    """The int8 encoder's attention where its linears stay int8: bfloat16 query blocks where the CPU multiplies
-    bfloat16 natively (on a Zen 4 2.1x float32 SDPA), else float32. With AMX tiles the linears run in bfloat16
-    (bfloat16_linears) and hand PyTorch's fused kernel bfloat16 q, k and v: its flash kernel there is 2.6x the
-    query blocks (6.8 against 17.7 ms a layer of base, 2 threads)."""
-    return bfloat16_attention if native_bfloat16() else fused_attention
+    """The int8 encoder's attention on this CPU: bfloat16 where it multiplies bfloat16 natively (fused where it
+    has AMX tiles, else in query blocks: on a Zen 4 those were 2.1x float32 SDPA), else float32."""
+    if not native_bfloat16():
+        return float32_attention
+    return fused_bfloat16_attention if amx_tiles() else bfloat16_attention
 
 
 class WhisperEncoder:
@@ -145,13 +135,10 @@ class WhisperEncoder:
         self.heads = config.encoder_attention_heads
         self.conv1, self.conv2 = encoder.conv1.forward, encoder.conv2.forward
         self.positions = encoder.embed_positions.weight
-        cpu = encoder.conv1.weight.device.type == "cpu"
-        bfloat16 = bool(int8) and cpu and bfloat16_linears()
-        self.layers = [layer_steps(layer, (config.d_model // self.heads) ** -0.5, int8, bfloat16=bfloat16)
-                       for layer in encoder.layers]
+        self.layers = [layer_steps(layer, (config.d_model // self.heads) ** -0.5, int8) for layer in encoder.layers]
         self.final_norm = encoder.layer_norm.forward
-        # bfloat16 linears hand the attention bfloat16 q, k and v: the fused kernel takes them as they are
-        self.attention: Attention = fused_attention if bfloat16 or not (int8 and cpu) else _cpu_int8_attention()
+        cpu = encoder.conv1.weight.device.type == "cpu"
+        self.attention: Attention = _cpu_int8_attention() if int8 and cpu else float32_attention
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.conv1(features))

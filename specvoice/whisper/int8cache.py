@@ -1,15 +1,14 @@
-"""Whisper's int8 layers kept on disk: a run after a model's first neither quantises nor reads float weights.
+"""Whisper's int8 layers kept on disk: a run after a model's first neither quantises nor reads the float weights
+of a linear layer.
 
 Building base's int8 layers from its weights cost a command ~0.55 s (quantising 0.23 s, prepacking 0.31 s) and
 every linear weight in float32. The first int8 run of a model folder writes what it quantised, each fused
 group's int8 weight (padded as RowInt8Linear pads it), per-row scales and bias, to one safetensors file under
 cache_dir()/int8; later runs read a group at a time and only prepack it (groups side by side in threads), with
-the same int8 values and scales, so the same logits. Groups that run in bfloat16 instead (encoder.py's
-bfloat16_linears: products over many rows where the CPU has AMX tiles) are kept as their bfloat16 weight. The
-file is named by what decides its contents: the folder, the size and modification time of its
-model.safetensors, the int8 engine and the activation width its probe chose (engine/linear.py), whether
-bfloat16_linears holds, PyTorch's version (its rounding) and FORMAT. A file that cannot be read is written
-again; where the cache folder takes no file, each run quantises as if there were no cache.
+the same int8 values and scales, so the same logits. The file is named by what decides its contents: the
+folder, the size and modification time of its model.safetensors, the int8 engine and the activation width its
+probe chose (engine/linear.py), PyTorch's version (its rounding) and FORMAT. A file that cannot be read is
+written again; where the cache folder takes no file, each run quantises as if there were no cache.
 """
 
 from __future__ import annotations
@@ -26,10 +25,9 @@ from safetensors import SafetensorError
 
 from ..engine.linear import Int8Rows, PackedRows, Quantiser, int8_choices, joined, quantise_rows
 from ..files import cache_dir, fill_atomic
-from .encoder import bfloat16_linears
 from .weights import read_tensors
 
-FORMAT = 3  # what a file holds and how its groups are named: bump when either changes
+FORMAT = 2  # what a file holds and how its groups are named: bump when either changes
 _UNREADABLE = (OSError, SafetensorError, KeyError, ValueError)  # a file missing, cut short or damaged
 
 
@@ -40,8 +38,7 @@ def identity(folder: Path) -> str | None:
     except OSError:
         return None
     return json.dumps({"folder": str(folder.resolve()), "size": weights.st_size, "mtime_ns": weights.st_mtime_ns,
-                       "int8": int8_choices(), "bfloat16_linears": bfloat16_linears(), "torch": torch.__version__,
-                       "format": FORMAT})
+                       "int8": int8_choices(), "torch": torch.__version__, "format": FORMAT})
 
 
 def cache_file(folder: Path, of: str) -> Path:
@@ -84,53 +81,26 @@ class Int8Cache(Quantiser):
 
     def rows(self, linears: Sequence[torch.nn.Linear],
              scale: float) -> tuple[Int8Rows | PackedRows, torch.Tensor | None]:
-        group = self._group(linears, scale)
-        if (stored := self._ahead(group)) is not None:
-            return stored
-        weight, bias = joined(self._in_float(linears), scale)
-        rows = quantise_rows(weight)
-        self._made(group, {"values": rows.values, "scales": rows.scales}, bias, rows.width)
-        return rows, bias
-
-    def floats(self, linears: Sequence[torch.nn.Linear], scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A group that runs in bfloat16 (encoder.py's bfloat16_linears): its weight in bfloat16, kept in the file
-        as such (reading base's float32 encoder weights and casting them cost a command ~0.07 s)."""
-        group = self._group(linears, scale)
-        if (stored := self._ahead(group)) is not None:
-            return stored
-        weight, bias = joined(self._in_float(linears), scale)
-        weight = weight.to(torch.bfloat16)
-        self._made(group, {"bfloat16": weight}, bias, weight.shape[1])
-        return weight, bias
-
-    def _group(self, linears: Sequence[torch.nn.Linear], scale: float) -> str:
-        return "+".join(self.names[linear] for linear in linears) + ("" if scale == 1 else f"*{scale!r}")
-
-    def _ahead(self, group: str) -> tuple | None:
-        """What the file holds for `group`, read (and packed) ahead; None where it holds nothing usable."""
+        group = "+".join(self.names[linear] for linear in linears) + ("" if scale == 1 else f"*{scale!r}")
         if group in self.ahead:
             try:
                 return self.ahead.pop(group).result()
-            except _UNREADABLE:  # the file changed since it was opened: made as without it
+            except _UNREADABLE:  # the file changed since it was opened: quantised as without it
                 pass
-        return None
-
-    def _made(self, group: str, tensors: dict[str, torch.Tensor], bias: torch.Tensor | None, width: int) -> None:
-        """Record what this run made for `group`, for the file finish() writes."""
-        self.made |= {f"{group}.{kind}": tensor for kind, tensor in tensors.items()}
+        weight, bias = joined(self._in_float(linears), scale)
+        rows = quantise_rows(weight)
+        self.made |= {f"{group}.values": rows.values, f"{group}.scales": rows.scales}
         if bias is not None:
             self.made[f"{group}.bias"] = bias
-        self.widths[group] = width
+        self.widths[group] = rows.width
+        return rows, bias
 
-    def _packed(self, group: str) -> tuple[PackedRows | torch.Tensor, torch.Tensor | None]:
-        """A group as its layer takes it: int8 rows packed for FBGEMM, or a bfloat16 weight as it is."""
+    def _packed(self, group: str) -> tuple[PackedRows, torch.Tensor | None]:
         from safetensors import safe_open
 
         # opened for each group: a mapping kept open would keep every page read so far in the process's memory
         with safe_open(str(self.path), "pt") as stored:
             bias = stored.get_tensor(f"{group}.bias") if f"{group}.bias" in stored.keys() else None
-            if f"{group}.bfloat16" in stored.keys():
-                return stored.get_tensor(f"{group}.bfloat16"), bias
             rows = Int8Rows(stored.get_tensor(f"{group}.values"), stored.get_tensor(f"{group}.scales"),
                             self.stored[group])
             return rows.pack(), bias
@@ -157,6 +127,6 @@ class Int8Cache(Quantiser):
                 fill_atomic(self.path, lambda temporary: save_file(self.made, str(temporary), metadata=metadata))
             except OSError:
                 pass  # a read-only or full cache folder: the next run quantises again
-        self.made, self.ahead = {}, {}  # a group packed ahead that no layer asked for is not kept
+        self.made = {}
         if self.pool is not None:
             self.pool.shutdown()
