@@ -72,3 +72,29 @@ def test_feed_forward_in_blocks_of_frames_changes_no_bit(int8, monkeypatch):
         whole = encoder(audio)
     assert rows_fed == [500, 500, 500, 1500]  # blocks of 500 frames, then the whole window at once
     assert torch.equal(blocked, whole)
+
+
+@pytest.mark.real
+def test_base_int8_window_has_the_same_bits_at_any_thread_count(int8_base):
+    """A corpus run on Ray (one thread a worker) must write what one process with two threads writes
+    (test_cluster.py), so a window's encoder output and cross keys/values may not depend on the thread count. They
+    do not with FBGEMM's int8 (integer sums) and PyTorch's fused bfloat16 attention; oneDNN's bfloat16 GEMM for
+    the linears failed this (benchmarks/README.md)."""
+    from conftest import SPEECH
+    from specvoice.audio import load_audio
+    from specvoice.whisper.decoder import WhisperDecoder
+    from specvoice.whisper.features import LogMel
+
+    if not (SPEECH / "whisper_jfk.wav").exists():
+        pytest.skip(f"{SPEECH / 'whisper_jfk.wav'} not found (the shared speech clips)")
+    window = LogMel(load_audio(SPEECH / "whisper_jfk.wav")).window(0, int8_base.model.config.num_mel_bins)
+    decoder = WhisperDecoder(int8_base)
+    threads, encoded = torch.get_num_threads(), []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            decoder.encode(window)
+            encoded.append(decoder.cross_keys + decoder.cross_values)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for other in encoded[1:] for a, b in zip(encoded[0], other))
