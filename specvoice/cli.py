@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import SpecvoiceError
-from .options import (DEFAULT_DRAFT, DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_BENCH, PANEL_LIVE, PANEL_MODELS,
+from .options import (DEVICES, DTYPES, KERNELS, METHOD_CHOICES, PANEL_BENCH, PANEL_LIVE, PANEL_MODELS,
                       PANEL_OUTPUT, PANEL_TEXT, TASKS, TTS_METHODS, BatchOptions, DecodingOptions, DistillOptions,
                       ListenOptions, ModelOptions, OptionError, SynthesisOptions, describe)
 from .transcript import FORMATS
@@ -506,7 +506,7 @@ def bench(
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs of each contestant before measuring.", rich_help_panel=PANEL_BENCH)] = 1,
     repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each contestant per clip (transcribe: each paired with a run of ar; --process: contestants alternate run by run).", rich_help_panel=PANEL_BENCH)] = 1,
     model: Annotated[str, _option(ModelOptions, "model", "--model", "-m")] = ModelOptions.model,
-    draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model for the methods that need one and for transformers' assisted generation.", rich_help_panel=PANEL_MODELS)] = DEFAULT_DRAFT,
+    draft: Annotated[Optional[str], _option(ModelOptions, "draft", "--draft", "-d", command="bench")] = ModelOptions.draft,
     methods: Annotated[str, typer.Option(help="transcribe: comma-separated methods, or all; ar is always measured, as the reference.", rich_help_panel=PANEL_MODELS)] = "all",
     peers: Annotated[str, typer.Option(help="transcribe: comma-separated peers: transformers, faster-whisper-int8, faster-whisper-float32 (faster-whisper: both), all, or none.", rich_help_panel=PANEL_MODELS)] = "all",
     dtypes: Annotated[str, typer.Option(help="transcribe: comma-separated precisions to measure every method at (auto, int8, float32, float16, bfloat16); the first one's ar is the reference.", rich_help_panel=PANEL_MODELS)] = ModelOptions.dtype,
@@ -526,6 +526,7 @@ def bench(
     synthesized sentence transcribed back."""
     if process and task != BenchTask.transcribe:
         raise OptionError(f"--process times transcription commands: it goes with --task transcribe, not {task.value}")
+    draft = ModelOptions(model=model, draft=draft, device=device.value, threads=threads).draft_for("specasr")
     if task == BenchTask.tts:
         return _bench_tts(manifest, limit, output_dir, warmup, repeat, betas,
                           SynthesisOptions(model=tts_model, draft=tts_draft),

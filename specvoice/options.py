@@ -111,7 +111,11 @@ class ModelOptions:
                         PANEL_MODELS)
     draft: str | None = option(None, f"Draft for spec/specasr/dllm: a model (another vocabulary is bridged through "
                                      f"text), shallow or a draft file (default: on the CPU the shallow draft that "
-                                     f"ships for base, else {DEFAULT_DRAFT}).", PANEL_MODELS)
+                                     f"ships for base, else {DEFAULT_DRAFT}).", PANEL_MODELS,
+                               command_help={"bench": f"Draft for the methods that need one, as transcribe takes it "
+                                                      f"(default: on the CPU the shallow draft that ships for base, "
+                                                      f"else {DEFAULT_DRAFT}); transformers' assisted generation "
+                                                      f"needs a model (--draft {DEFAULT_DRAFT})."})
     device: str = option("auto", "auto (CUDA when available), cpu or cuda.", PANEL_RUNTIME)
     dtype: str = option("auto", "Precision. auto: int8 on the CPU, float16 on CUDA. int8 (CPU): linear layers in "
                                 "int8 with per-row scales, the same text for every method.", PANEL_RUNTIME,

@@ -286,6 +286,19 @@ def test_bench_command_writes_table_json_markdown_and_chart(two_clip_manifest, t
     assert (out / "chart.png").read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.real
+def test_bench_drafts_with_the_draft_transcribe_would_use(two_clip_manifest, tmp_path):
+    """No --draft: the methods draft as `transcribe --method specasr` does (on the CPU the shallow draft that ships
+    for base), not with a draft of the bench's own."""
+    out = tmp_path / "out"
+    result = specvoice("bench", "--manifest", str(two_clip_manifest), "--methods", "specasr", "--peers", "none",
+                       "--limit", "1", "--warmup", "0", "--threads", "2", "--device", "cpu", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "results.json").read_text())
+    assert data["settings"]["draft"] == "shallow"
+    assert data["summary"][1]["identical_rate"] == 1.0
+
+
 def test_the_stream_summary_measures_streaming_against_both_offline_transcripts():
     from specvoice.bench.stream import WAYS, StreamRun, markdown
     from specvoice.bench.stream import summarise as summarise_stream
