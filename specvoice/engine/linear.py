@@ -150,8 +150,8 @@ class DraftInt8Linear(RowInt8Linear):
     """RowInt8Linear's weight for a draft, whose rows may depend on one another: a lone row (every chain step
     of a draft) goes through PyTorch's dynamic int8 GEMM, which picks the row's own range and quantises it in C++:
     one call where the row path makes six operators (a shallow draft step in a loop of them: 1.24 -> 1.05 ms, 2
-    threads, Xeon). Several rows (a prompt, recycled guesses) keep their own scales, as one range for them all would coarsen
-    the small rows."""
+    threads, Xeon). Several rows (a prompt, recycled guesses) keep their own scales, as one range for them all
+    would coarsen the small rows."""
 
     def __init__(self, weight: Int8Rows | PackedRows, bias: torch.Tensor | None):
         super().__init__(weight, bias)
