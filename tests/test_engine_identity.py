@@ -186,3 +186,39 @@ def test_winning_branch_is_compacted_into_place():
     expected, got, stats = decode_behind_decoy(bundle(TARGETS[0]), 40)
     assert got == expected
     assert stats.target_passes == -(-len(expected) // 7)  # 6 accepted + 1 own token per pass
+
+
+def decode_after(target, draft, policy: DraftPolicy | None, prompt: list[int], audio_seed: int,
+                 temperature: float = 0.0) -> list[int]:
+    """Tokens after a long `prompt` (Whisper's previous-text prompt), end-of-text never chosen: the output runs
+    until no token is allowed."""
+    from specvoice.engine.sampling import sample_decode
+
+    audio = features(audio_seed)
+    target_decoder = WhisperDecoder(target)
+    target_decoder.encode(audio)
+    task = DecodeTask(prompt, rules_for(target, False, -5.0), TOKENS.eot, 224)
+    drafter = Drafter()
+    if policy is not None:
+        draft_decoder = WhisperDecoder(draft)
+        draft_decoder.encode(audio)
+        drafter = ModelDrafter(draft_decoder, rules_for(draft, False, -5.0), TOKENS.eot, policy)
+    if temperature:
+        return sample_decode(target_decoder, task, drafter, temperature, torch.Generator().manual_seed(0)).tokens
+    return greedy_decode(target_decoder, task, drafter).tokens
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2), policy=policies, prompt_length=st.integers(2, 64), audio_seed=st.integers(0, 1000))
+def test_a_prompt_that_leaves_less_room_than_max_new_tokens_ends_the_output_where_the_context_ends(
+        seed, policy, prompt_length, audio_seed):
+    """A 223-token previous-text prompt and 224 new tokens overflow Whisper's 448 positions: the output stops at
+    the last position (it raised IndexError one past it, in the middle of a user's long file), with the same
+    tokens whatever drafts them, and fallback sampling stops there too."""
+    target = bundle(TARGETS[seed])
+    prompt = [TOKENS.sot] + [t % TOKENS.eot for t in range(prompt_length - 2)] + [TOKENS.no_timestamps]
+    room = target.model.config.max_target_positions + 1 - len(prompt)  # the last token needs no slot
+    expected = decode_after(target, None, None, prompt, audio_seed)
+    assert len(expected) == room and TOKENS.eot not in expected
+    assert decode_after(target, bundle(perturbed(target.model, seed, 0.3)), policy, prompt, audio_seed) == expected
+    assert len(decode_after(target, None, None, prompt, audio_seed, temperature=1.0)) == room

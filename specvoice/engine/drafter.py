@@ -157,13 +157,14 @@ class ModelDrafter(Drafter):
                     if p > 0.0 and alt != self.stop_token]
         if not self.policy.branch_successor:
             return branches
-        full = [b for b in branches if len(b) >= budget]
-        branches = [b for b in branches if len(b) < budget]
+        decoder = self.session.decoder
+        base = len(self.session)  # first free slot: alternatives go past the cached chain
+        fits = decoder.max_slots - base  # near the cache's end, only so many successor rows have a slot
+        full = [b for i, b in enumerate(branches) if len(b) >= budget or i >= fits]
+        branches = [b for i, b in enumerate(branches) if len(b) < budget and i < fits]
         if not branches:
             return full
-        decoder = self.session.decoder
         device = decoder.device
-        base = len(self.session)  # first free slot: alternatives go past the cached chain
         n = len(branches)
         depths = [len(b) - 1 for b in branches]
         positions = torch.tensor([len(sequence) + d for d in depths], device=device)

@@ -26,7 +26,7 @@ from . import ops
 from .decoder import CachedDecoder, Session, forward_chain
 from .drafter import Drafter
 from .ops import draw
-from .speculative import DecodeTask, Decoded, prefill_prompt, propose_within, watched_row
+from .speculative import DecodeTask, Decoded, done, prefill_prompt, propose_within, token_budget, watched_row
 from .stats import DecodeStats
 
 
@@ -105,13 +105,6 @@ def _propose(session: Session, sequence: list[int], count: int, warp: Warp, firs
     return tokens, probs
 
 
-def _budget(decoders: list[CachedDecoder], prompt: list[int], max_new_tokens: int) -> int:
-    """New tokens allowed: the request, cut where the caches run out (the last token needs no slot)."""
-    if not prompt:
-        raise ValueError("the prompt needs at least one token to condition on")
-    return max(0, min(max_new_tokens, min(d.max_slots for d in decoders) + 1 - len(prompt)))
-
-
 def _finish(tokens: list[int], stop_token: int | None) -> tuple[list[int], bool]:
     """Tokens up to and including the first stop token, and whether there was one."""
     if stop_token is not None and stop_token in tokens:
@@ -135,7 +128,7 @@ def speculative_sample(target: CachedDecoder, draft: CachedDecoder, prompt: list
     lengths = draft_len if isinstance(draft_len, DraftLength) else DraftLength(draft_len, draft_len, adaptive=False)
     stats.kernels = ops.active().name
     target_session, draft_session = Session(target), Session(draft)
-    budget = _budget([target, draft], prompt, max_new_tokens)
+    budget = token_budget([target, draft], prompt, max_new_tokens)
     sequence = list(prompt)
     while (generated := len(sequence) - len(prompt)) < budget:
         count = min(lengths.next(), budget - generated - 1)  # the round also emits the target's own token
@@ -171,7 +164,7 @@ def sample(target: CachedDecoder, prompt: list[int], max_new_tokens: int, stop_t
     session = Session(target)
     emitted: list[int] = []
     feed = list(prompt)
-    for _ in range(_budget([target], prompt, max_new_tokens)):
+    for _ in range(token_budget([target], prompt, max_new_tokens)):
         logits = session.feed(feed)[-1]
         stats.target_passes += 1
         token = draw(warp.probabilities(logits.unsqueeze(0), len(emitted))[0], generator).item()
@@ -241,5 +234,5 @@ def sample_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter, tem
         stats.drafted += len(chain)
         stats.accepted += min(accepted, len(emitted))
         stats.tokens += len(emitted)
-        if stopped or len(sequence) - sampled_from >= task.max_new_tokens:
+        if stopped or done(task, target, sequence):
             return Decoded(sequence[sampled_from:], logprob, watched)

@@ -33,12 +33,25 @@ class Decoded:
     watched: torch.Tensor | None = None  # raw logits [vocab] at task.watch
 
 
+def token_budget(decoders: list[CachedDecoder], prompt: list[int], max_new_tokens: int) -> int:
+    """New tokens allowed: the request, cut where the caches run out (the last token needs no slot), as Whisper
+    stops where its text context ends (a long previous-text prompt leaves less room than max_new_tokens)."""
+    if not prompt:
+        raise ValueError("the prompt needs at least one token to condition on")
+    return max(0, min(max_new_tokens, min(d.max_slots for d in decoders) + 1 - len(prompt)))
+
+
+def done(task: DecodeTask, target: CachedDecoder, sequence: list[int]) -> bool:
+    """The output has as many tokens as the task and the cache allow."""
+    return len(sequence) - len(task.prompt) >= token_budget([target], task.prompt, task.max_new_tokens)
+
+
 def propose_within(target: CachedDecoder, task: DecodeTask, drafter: Drafter, sequence: list[int],
                    stats: DecodeStats) -> list[list[int]]:
-    """The drafter's candidates after `sequence`, within the task's token budget and the cache's slots (the
-    target's own token after them needs neither)."""
+    """The drafter's candidates after `sequence`, within the token budget (the target's own token after them
+    included, so a pass never emits past it)."""
     generated = len(sequence) - len(task.prompt)
-    room = min(task.max_new_tokens - generated - 1, target.max_slots - len(sequence))
+    room = token_budget([target], task.prompt, task.max_new_tokens) - generated - 1
     return drafter.propose(sequence, len(task.prompt), room, stats) if room > 0 else []
 
 
@@ -86,5 +99,5 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
         stats.drafted += len(tree) - 1 - tree.root
         stats.accepted += len(nodes)
         stats.tokens += len(emitted)
-        if emitted[-1] == task.stop_token or len(sequence) - sampled_from >= task.max_new_tokens:
+        if emitted[-1] == task.stop_token or done(task, target, sequence):
             return Decoded(sequence[sampled_from:], logprob, watched)
