@@ -27,8 +27,8 @@ METHODS = {
     "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
 }
 # What --method auto runs. On the CPU drafting pays too little yet: the shallow draft that ships for base (no
-# encoder of its own, a step about a third of a target step) keeps ~2.8 tokens a target pass on the short dev
-# clips and ~2.3 on long form, 1.05x and 1.00x ar-int8's speed with the models loaded (BENCHMARKS.md), less than
+# encoder of its own, a step about a third of a target step) keeps ~3.5 tokens a target pass on the short dev
+# clips and ~2.8 on long form, 1.08x and 1.09x ar-int8's speed with the models loaded (BENCHMARKS.md), less than
 # loading the draft costs a short clip's command. On CUDA a pass costs about the same for 1 token or 30, so
 # drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
@@ -412,7 +412,7 @@ class DistillOptions:
                            min=0)
     repeats: int = option(1, "Times the built-in public-domain corpus is spoken (cut into other pieces each time).",
                           min=1, max=20)
-    epochs: int = option(3, "Passes over the spoken corpus.", min=1, max=100)
+    epochs: int = option(5, "Passes over the spoken corpus.", min=1, max=100)
     learning_rate: float = option(2e-4, "Peak learning rate (one-cycle schedule).", min=1e-6, max=1e-1)
     seed: int = option(0, "Seed of the voice, the cuts and the training order: the same seed, the same draft.")
 

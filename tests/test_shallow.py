@@ -97,7 +97,14 @@ def test_draft_file_round_trip_and_refusals(tmp_path):
     draft.save(path)
     loaded = ShallowDraft.load(path, target)
     assert loaded.shares == (1,) and torch.equal(loaded.vocabulary, draft.vocabulary)
-    assert torch.allclose(loaded.head.weight, draft.head.weight, atol=1e-2)  # stored in float16
+    trained = draft.trained_state()
+    assert trained.keys() == loaded.trained_state().keys()
+    assert all(torch.allclose(value, trained[name], atol=1e-2) for name, value in loaded.trained_state().items())
+    # the frozen weights (output rows, feed-forward, cross keys/values) are not in the file: the target's are read
+    fresh = shallow(target, (1,), 30).state_dict()
+    frozen = fresh.keys() - trained.keys()
+    assert {"head.weight", "layers.0.fc1.weight", "layers.0.encoder_attn.k_proj.weight"} <= frozen
+    assert all(torch.equal(loaded.state_dict()[name], fresh[name]) for name in frozen)
     other = bundle(TARGETS[1])
     other.name = "another"
     with pytest.raises(SpecvoiceError, match="a draft for 'tiny-random', not for the target 'another'"):
@@ -139,6 +146,11 @@ def test_distillation_teaches_a_tiny_draft_the_targets_tokens(one_thread):
     assert result.examples == 18 and result.held_out.positions > 0
     assert after.positions == before.positions
     assert after.rate > before.rate + 0.3
+    trained = result.draft.trained_state().keys()
+    assert not any("fc1" in name or "fc2" in name or name == "head.weight" for name in trained)
+    fresh = ShallowDraft(target, settings.shares, result.draft.vocabulary).state_dict()  # the target's weights
+    assert all(torch.equal(value, fresh[name]) for name, value in result.draft.state_dict().items()
+               if name not in trained)
 
 
 @pytest.mark.real

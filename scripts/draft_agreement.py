@@ -1,0 +1,66 @@
+"""How often shallow drafts say what int8 base says, teacher-forced, on real clips (validation only: no draft
+trains on them).
+
+Each clip of the manifests is cut into 30 s windows (no overlap) and decoded with int8 base twice, as distill's
+teacher decodes a piece (specvoice/distill/teacher.py): as a short clip, and with timestamps after the previous
+window's text. Each draft then predicts every token after the prompt from the target's own tokens before it.
+Prints one line a draft: agreement per manifest, short-clip decode / timestamped decode.
+
+Run: python scripts/draft_agreement.py /tmp/bm/short.jsonl /tmp/bm/long.jsonl --drafts shallow other.safetensors
+"""
+import argparse
+import json
+import os
+
+import torch
+
+WINDOW = 3000  # mel frames: 30 s
+
+
+def examples(target, manifest: str) -> list:
+    """One teacher example a 30 s window of every clip in `manifest`."""
+    from specvoice.audio.load import load_audio
+    from specvoice.distill.teacher import example
+    from specvoice.whisper.decoder import WhisperDecoder
+    from specvoice.whisper.features import LogMel
+
+    decoder, found = WhisperDecoder(target), []
+    for line in open(manifest):
+        features = LogMel(load_audio(json.loads(line)["audio"]))
+        previous: list[int] = []
+        for seek in range(0, features.frames, WINDOW):
+            window = features.window(seek, target.model.config.num_mel_bins)
+            one = example(target, decoder, (0, 5), window, min(WINDOW, features.frames - seek), "en", previous)
+            timestamped, prompt = one.sequences[1]
+            previous = [t for t in timestamped[prompt:] if t != target.tokenizer.eot]  # as transcription prompts
+            found.append(one)
+    return found
+
+
+def main() -> None:
+    from specvoice.distill.teacher import Example
+    from specvoice.distill.train import agreement
+    from specvoice.models import load_draft, load_whisper
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("manifests", nargs="+")
+    parser.add_argument("--drafts", nargs="+", default=["shallow"])
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    target = load_whisper("base", int8=True)
+    size = target.model.config.vocab_size
+    found = {os.path.basename(manifest): examples(target, manifest) for manifest in args.manifests}
+    for name in args.drafts:
+        draft = load_draft(name, target)
+        if draft.shares != (0, 5):
+            raise SystemExit(f"{name}: shares {draft.shares}; this script records layers 0 and 5")
+        rates = []
+        for manifest, windows in found.items():
+            for kind, index in (("short", 0), ("timestamps", 1)):
+                rate = agreement(draft, [Example(e.cross, [e.sequences[index]]) for e in windows], size).rate
+                rates.append(f"{manifest} {kind} {rate:.1%}")
+        print(f"{name}: " + ", ".join(rates), flush=True)
+
+
+if __name__ == "__main__":
+    main()
