@@ -26,7 +26,7 @@ from . import ops
 from .decoder import CachedDecoder, Session, forward_chain
 from .drafter import Drafter
 from .ops import draw
-from .speculative import DecodeTask, Decoded, done, prefill_prompt, propose_within, token_budget, watched_row
+from .speculative import DecodeTask, Decoded, prefill_prompt, propose_within, token_budget, watched_row
 from .stats import DecodeStats
 
 
@@ -212,8 +212,9 @@ def sample_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter, tem
     session = Session(target)
     sequence, sampled_from = list(task.prompt), len(task.prompt)
     logprob, watched = 0.0, prefill_prompt(session, task)
+    budget = token_budget([target], task.prompt, task.max_new_tokens)
     while True:
-        candidates = propose_within(target, task, drafter, sequence, stats)
+        candidates = propose_within(budget, task, drafter, sequence, stats)
         chain = candidates[0] if candidates else []
         keep = session.rewind_to(sequence)
         logits = forward_chain(target, sequence[keep:] + chain, keep)
@@ -234,5 +235,5 @@ def sample_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter, tem
         stats.drafted += len(chain)
         stats.accepted += min(accepted, len(emitted))
         stats.tokens += len(emitted)
-        if stopped or done(task, target, sequence):
+        if stopped or len(sequence) - sampled_from >= budget:
             return Decoded(sequence[sampled_from:], logprob, watched)

@@ -41,17 +41,11 @@ def token_budget(decoders: list[CachedDecoder], prompt: list[int], max_new_token
     return max(0, min(max_new_tokens, min(d.max_slots for d in decoders) + 1 - len(prompt)))
 
 
-def done(task: DecodeTask, target: CachedDecoder, sequence: list[int]) -> bool:
-    """The output has as many tokens as the task and the cache allow."""
-    return len(sequence) - len(task.prompt) >= token_budget([target], task.prompt, task.max_new_tokens)
-
-
-def propose_within(target: CachedDecoder, task: DecodeTask, drafter: Drafter, sequence: list[int],
+def propose_within(budget: int, task: DecodeTask, drafter: Drafter, sequence: list[int],
                    stats: DecodeStats) -> list[list[int]]:
-    """The drafter's candidates after `sequence`, within the token budget (the target's own token after them
-    included, so a pass never emits past it)."""
-    generated = len(sequence) - len(task.prompt)
-    room = token_budget([target], task.prompt, task.max_new_tokens) - generated - 1
+    """The drafter's candidates after `sequence`, within the `budget` of new tokens (from token_budget; the
+    target's own token after them included, so a pass never emits past it)."""
+    room = budget - (len(sequence) - len(task.prompt)) - 1
     return drafter.propose(sequence, len(task.prompt), room, stats) if room > 0 else []
 
 
@@ -81,8 +75,9 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
     sequence = list(task.prompt)
     sampled_from = len(task.prompt)
     logprob, watched = 0.0, prefill_prompt(session, task)
+    budget = token_budget([target], task.prompt, task.max_new_tokens)
     while True:
-        candidates = propose_within(target, task, drafter, sequence, stats)
+        candidates = propose_within(budget, task, drafter, sequence, stats)
         # The stem: committed tokens not cached yet (the prompt at first, then the target's last own token).
         tree = TokenTree.build(sequence[len(session):], candidates, max_nodes=target.max_slots - len(session))
         logits = session.verify(tree)
@@ -99,5 +94,5 @@ def greedy_decode(target: CachedDecoder, task: DecodeTask, drafter: Drafter | No
         stats.drafted += len(tree) - 1 - tree.root
         stats.accepted += len(nodes)
         stats.tokens += len(emitted)
-        if emitted[-1] == task.stop_token or done(task, target, sequence):
+        if emitted[-1] == task.stop_token or len(sequence) - sampled_from >= budget:
             return Decoded(sequence[sampled_from:], logprob, watched)
