@@ -689,6 +689,7 @@ def distill(
     import torch
 
     from .distill import distill as train_draft, gather
+    from .files import fill_atomic
     from .hibari import HibariVoice
     from .models import load_whisper
 
@@ -709,9 +710,7 @@ def distill(
     examples = gather(target, speak, settings, progress=progress)
     result = train_draft(target, examples, settings,
                          report=lambda epoch, loss: stderr.print(f"epoch {epoch}: loss {loss:.3f}", markup=False))
-    partial = output.with_name(output.name + ".partial")
-    result.draft.save(partial)
-    partial.replace(output)
+    fill_atomic(output, result.draft.save)  # safetensors alone left a 0600 file, and a partial one on a failure
     print(f"{output}: draft for {model} ({len(result.draft.vocabulary)} tokens, layers {shares}) trained on "
           f"{result.examples} pieces; agrees with the target on {result.held_out.rate:.1%} of "
           f"{result.held_out.positions} held-out tokens")
