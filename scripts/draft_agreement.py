@@ -1,9 +1,10 @@
 """How often shallow drafts say what int8 base says, teacher-forced, on real clips (validation only: no draft
 trains on them).
 
-Each clip of the manifests is cut into 30 s windows (no overlap) and decoded with int8 base twice, as distill's
-teacher decodes a piece (specvoice/distill/teacher.py): as a short clip, and with timestamps after the previous
-window's text. Each draft then predicts every token after the prompt from the target's own tokens before it.
+Each clip of the manifests is cut into 30 s windows (no overlap) and decoded with int8 base twice, as
+transcription decodes it: as a short clip without timestamps (the bench's setting), and with timestamps after the
+text of the windows before it (the CLI's defaults: none for a short clip, up to 223 tokens in a long file). Each
+draft then predicts every token after the prompt from the target's own tokens before it.
 Prints one line a draft: agreement per manifest, short-clip decode / timestamped decode.
 
 Run: python scripts/draft_agreement.py /tmp/bm/short.jsonl /tmp/bm/long.jsonl --drafts shallow other.safetensors
@@ -20,19 +21,19 @@ WINDOW = 3000  # mel frames: 30 s
 def examples(target, manifest: str) -> list:
     """One teacher example a 30 s window of every clip in `manifest`."""
     from specvoice.audio.load import load_audio
-    from specvoice.distill.teacher import example
+    from specvoice.distill.teacher import PLAIN, example, said
     from specvoice.whisper.decoder import WhisperDecoder
     from specvoice.whisper.features import LogMel
 
     decoder, found = WhisperDecoder(target), []
     for line in open(manifest):
         features = LogMel(load_audio(json.loads(line)["audio"]))
-        previous: list[int] = []
+        so_far: list[int] = []
         for seek in range(0, features.frames, WINDOW):
             window = features.window(seek, target.model.config.num_mel_bins)
-            one = example(target, decoder, (0, 5), window, min(WINDOW, features.frames - seek), "en", previous)
-            timestamped, prompt = one.sequences[1]
-            previous = [t for t in timestamped[prompt:] if t != target.tokenizer.eot]  # as transcription prompts
+            one = example(target, decoder, (0, 5), window, min(WINDOW, features.frames - seek), "en",
+                          (PLAIN, so_far))
+            so_far = so_far + said(target, *one.sequences[1])
             found.append(one)
     return found
 

@@ -179,6 +179,35 @@ def test_shipped_draft_loads_offline_and_gives_the_greedy_tokens(int8_base, mani
             assert got.stats.accepted > 0, row["id"]
 
 
+@pytest.mark.real
+def test_the_teacher_decodes_each_piece_three_ways_carrying_the_text_across_passages(int8_base):
+    """distill's teacher, on real speech standing in for the voice: each piece decoded as a short clip, and with
+    timestamps after a tail of the earlier pieces' text and after all of it (across passages, as transcription
+    carries a file's text)."""
+    from conftest import SPEECH
+    from specvoice.audio import load_audio
+    from specvoice.distill.teacher import teach
+
+    jfk = load_audio(SPEECH / "whisper_jfk.wav")
+    thirds = np.array_split(jfk, 3)
+    examples = list(teach(int8_base, lambda text, speed, seed: (thirds[seed % 3], 16000), (0, 5),
+                          ["One sentence. Another one.", "A third passage."], seed=0))
+    assert len(examples) >= 2
+    tokenizer, so_far = int8_base.tokenizer, []
+    for example in examples:
+        (plain, plain_prompt), (after_tail, tail_prompt), (later, later_prompt) = example.sequences
+        assert plain[:plain_prompt] == int8_base.decode_task("en", "transcribe", False).prompt
+        tails = [int8_base.decode_task("en", "transcribe", True, so_far[start:]).prompt
+                 for start in range(len(so_far) + 1)]
+        assert after_tail[:tail_prompt] in tails
+        assert later[:later_prompt] == int8_base.decode_task("en", "transcribe", True, so_far).prompt
+        assert plain[-1] == after_tail[-1] == later[-1] == tokenizer.eot
+        if not so_far:
+            assert later == after_tail  # nothing earlier: both are a first window
+        so_far += [t for t in later[later_prompt:] if t != tokenizer.eot]
+    assert len(so_far) > 10 and any(t >= tokenizer.timestamp_begin for t in so_far)
+
+
 # A value the options refuse is a usage error (exit 2, as every command's); a draft that cannot be had exits 1.
 @pytest.mark.parametrize("args, words, code", [
     (("distill", "-o", "draft.pt"), ("draft.pt", ".safetensors"), 2),
