@@ -29,8 +29,8 @@ METHODS = {
 # What --method auto runs. On the CPU drafting pays too little yet: the shallow draft that ships for base (no
 # encoder of its own, a step about 0.3 of a target step) keeps ~3.3 tokens a target pass on the short dev clips
 # and ~3.0 on long form, 1.08x and 1.14x ar-int8's speed with the models loaded (BENCHMARKS.md): about what
-# loading the draft costs a command (the 231 s file's command 1.02x, a short clip's 0.87x). On CUDA a pass costs about the same for 1 token or 30, so
-# drafting pays.
+# loading the draft costs a command (the 231 s file's command 1.02x, a short clip's 0.87x). On CUDA a pass costs
+# about the same for 1 token or 30, so drafting pays.
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
 # specasr's drafting where the user sets none. On the CPU a verify pass costs more with every row and a draft
 # step a third of a target step, so a draft stops at the first token it is less than 0.8 sure of and no tree
