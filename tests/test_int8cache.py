@@ -154,3 +154,31 @@ def test_a_shallow_draft_of_an_int8_model_gets_the_float_model_s_layers(folder):
     ours, theirs = lean.state_dict(), full.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[name], theirs[name]) for name in ours)
     assert torch.equal(lean.embed_tokens, full.embed_tokens) and lean.embed_tokens.dtype == torch.float32
+
+
+def test_a_draft_file_s_int8_layers_are_cached_and_a_warm_load_reads_no_float_weight_of_the_target(folder, tmp_path,
+                                                                                                  monkeypatch):
+    from specvoice.whisper.shallow import ShallowDecoder, ShallowDraft
+
+    path = tmp_path / "draft.safetensors"
+    ShallowDraft(int8_model(folder), (1,), torch.arange(0, 90, 3)).save(path)
+
+    def draft_logits(draft: ShallowDraft, target: WhisperModel) -> torch.Tensor:
+        target_decoder = WhisperDecoder(target)
+        target_decoder.encode(features(7))
+        decoder = ShallowDecoder(draft, target_decoder)
+        decoder.encode(features(7))
+        return Session(decoder).feed(PROMPT)
+
+    uncached_draft = ShallowDraft.load(path, int8_model(folder))
+    uncached_draft.path = None  # no file to name a cache by: quantised from the whole float weights
+    expected = draft_logits(uncached_draft, int8_model(folder))
+    cold_target = int8_model(folder)
+    assert torch.equal(draft_logits(ShallowDraft.load(path, cold_target), cold_target), expected)
+    assert len(cache_files()) == 2  # the target's, the draft's
+    refuse_to_quantise(monkeypatch)
+    warm_target = int8_model(folder)
+    warm = ShallowDraft.load(path, warm_target)
+    assert torch.equal(draft_logits(warm, warm_target), expected) and len(cache_files()) == 2
+    assert warm.head.weight.is_meta and warm.layers[0].fc1.weight.is_meta
+    assert warm_target.model.model.decoder.layers[1].fc1.weight.is_meta

@@ -28,18 +28,20 @@ class _Layer(LayerSteps):
 
     cross_norm: Step
     cross_q: Step  # pre-scaled
-    cross_kv: Step  # k | v of the encoder output, once per window
+    cross_kv: Step | None  # k | v of the encoder output, once per window (None: read from another decoder)
     cross_out: Step
 
 
-def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft: bool = False) -> _Layer:
-    """draft: as encoder.layer_steps takes it; the cross keys/values, once per window, stay row by row."""
+def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft: bool = False,
+           cross_keys: bool = True) -> _Layer:
+    """draft: as encoder.layer_steps takes it; the cross keys/values, once per window, stay row by row.
+    cross_keys=False: a layer that reads another decoder's cross keys/values (a shallow draft) has no cross_kv."""
     cross = layer.encoder_attn
     return _Layer(
         **vars(layer_steps(layer, scaling, int8, draft)),
         cross_norm=layer.encoder_attn_layer_norm.forward,
         cross_q=fused(cross.q_proj, int8=int8, scale=scaling, draft=draft).forward,
-        cross_kv=fused(cross.k_proj, cross.v_proj, int8=int8).forward,
+        cross_kv=fused(cross.k_proj, cross.v_proj, int8=int8).forward if cross_keys else None,
         cross_out=fused(cross.out_proj, int8=int8, draft=draft).forward,
     )
 

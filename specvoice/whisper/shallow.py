@@ -28,7 +28,9 @@ from torch import nn
 
 from ..errors import SpecvoiceError
 from ..engine.cache import StaticKVCache
+from ..engine.linear import Quantiser
 from .decoder import WhisperDecoder, _layer
+from .int8cache import Int8Cache, identity
 from .model import WhisperModel
 
 AUDIO_MARGIN = 50  # encoder frames (1 s) past the audio the draft still attends to
@@ -53,14 +55,19 @@ def draft_vocabulary(target: WhisperModel, frequent: int, seen: list[int] = ()) 
 class ShallowDraft(nn.Module):
     """The draft's own weights (the token and position tables and the cross keys/values are the target's)."""
 
-    def __init__(self, target: WhisperModel, shares: tuple[int, ...], vocabulary: torch.Tensor):
+    def __init__(self, target: WhisperModel, shares: tuple[int, ...], vocabulary: torch.Tensor, lean: bool = False):
+        """lean (a draft file loaded to decode): the target's frozen weights (KEPT_FROZEN, the head's rows) stay
+        where the target keeps them, unread by an int8 target, until `complete` reads them: a decoder on the CPU
+        takes its int8 layers from the draft's int8 cache (int8_layers) and needs none of them."""
         super().__init__()
+        self.shares = tuple(shares)
+        self._target = target
+        self.path: Path | None = None  # the draft file (load)
         # the shared layers' float weights: an int8 target may not have read them
-        decoder = target.float_weights(*(f"model.decoder.layers.{i}" for i in shares)).model.decoder
+        decoder = (target.model if lean else target.float_weights(*self._shared_layers())).model.decoder
         config = target.model.config
         self.target_name = target.name
         self.name = SHALLOW  # what --draft named it (load_draft sets a file's path)
-        self.shares = tuple(shares)
         self.heads = config.decoder_attention_heads
         self.scaling = (config.d_model // self.heads) ** -0.5
         self.layers = nn.ModuleList(copy.deepcopy(decoder.layers[i]).float() for i in self.shares)
@@ -68,11 +75,48 @@ class ShallowDraft(nn.Module):
         self.register_buffer("vocabulary", vocabulary.clone())
         # made on the meta device: a random initialisation (40 ms) that the target's rows replace at once
         self.head = nn.Linear(config.d_model, len(vocabulary), bias=False, device="meta")
-        self.head.weight = nn.Parameter(target.model.proj_out.weight.detach()[vocabulary].float(), requires_grad=False)
+        self.head.requires_grad_(False)
+        if not lean:
+            self.head.weight = nn.Parameter(self._head_rows(), requires_grad=False)
         for layer in self.layers:
             for name in KEPT_FROZEN:
                 layer.get_submodule(name).requires_grad_(False)
         self._target_tables = decoder.embed_tokens.weight, decoder.embed_positions.weight  # not trained
+
+    def _shared_layers(self) -> list[str]:
+        return [f"model.decoder.layers.{i}" for i in self.shares]
+
+    def _head_rows(self) -> torch.Tensor:
+        return self._target.model.proj_out.weight.detach()[self.vocabulary].float()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def complete(self) -> None:
+        """Read the target's frozen weights that a lean draft left unread (no-op when none are)."""
+        if not any(parameter.is_meta for parameter in self.parameters()):
+            return
+        decoder = self._target.float_weights(*self._shared_layers()).model.decoder
+        for layer, shared in zip(self.layers, self.shares):
+            for name in KEPT_FROZEN:
+                ours, theirs = layer.get_submodule(name), decoder.layers[shared].get_submodule(name)
+                for kind in ("weight", "bias"):
+                    if getattr(theirs, kind) is not None:  # the target's own tensor: frozen, never written
+                        setattr(ours, kind, nn.Parameter(getattr(theirs, kind).detach().float(), requires_grad=False))
+        self.head.weight = nn.Parameter(self._head_rows(), requires_grad=False)
+
+    def int8_layers(self) -> Quantiser:
+        """Where a CPU decoder's int8 layers of this draft come from: the draft's int8 cache (a file named by the
+        draft file and the target's weights), else quantised from the whole float weights."""
+        target_identity = identity(self._target.folder) if self._target.folder is not None else None
+        if self.path is None or target_identity is None:
+            self.complete()
+            return Quantiser()
+        stat = self.path.resolve().stat()
+        of = json.dumps({"target": target_identity, "draft": str(self.path.resolve()), "size": stat.st_size,
+                         "mtime_ns": stat.st_mtime_ns, "shares": self.shares})
+        return Int8Cache(self, self._target.folder, of, f"{self.target_name}-{self.path.stem}-draft", self.complete)
 
     @functools.cached_property
     def embed_tokens(self) -> torch.Tensor:
@@ -92,6 +136,7 @@ class ShallowDraft(nn.Module):
     def logits(self, tokens: torch.Tensor, cross: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """Teacher-forced logits [n, draft vocabulary] of a chain from position 0 (for training); `cross`: each
         layer's cross-attention keys and values [heads, frames, head_dim], as the target computed them."""
+        self.complete()
         x = self.embed_tokens[tokens] + self.embed_positions[: len(tokens)]
         for layer, (keys, values) in zip(self.layers, cross):
             attention = layer.self_attn
@@ -131,9 +176,13 @@ class ShallowDraft(nn.Module):
                 from None
         if metadata.get("target") != target.name:
             raise SpecvoiceError(f"{path}: a draft for {metadata.get('target')!r}, not for the target {target.name!r}")
-        draft = cls(target, shares, state["vocabulary"])
-        draft.load_state_dict({name: value.float() if value.is_floating_point() else value
-                               for name, value in state.items()}, strict=False)
+        draft = cls(target, shares, state["vocabulary"], lean=True)
+        missing = draft.load_state_dict({name: value.float() if value.is_floating_point() else value
+                                         for name, value in state.items()}, strict=False, assign=True).missing_keys
+        frozen = {name for name, parameter in draft.named_parameters() if not parameter.requires_grad}
+        if set(missing) - frozen:
+            raise SpecvoiceError(f"{path}: not a specvoice draft file (no {sorted(set(missing) - frozen)[0]})")
+        draft.path = path
         return draft.eval()
 
 
@@ -146,7 +195,7 @@ def shipped_draft(target_name: str) -> Path | None:
 class _SubsetHead:
     """The draft's output projection over its vocabulary, spread into full-vocabulary rows for the rules."""
 
-    def __init__(self, head: nn.Linear, vocabulary: torch.Tensor, size: int, int8: bool):
+    def __init__(self, head: nn.Linear, vocabulary: torch.Tensor, size: int, int8: bool | Quantiser):
         from ..engine.linear import fused
 
         self.project = fused(head, int8=int8, draft=True).forward
@@ -169,13 +218,21 @@ class ShallowDecoder(WhisperDecoder):
         self.device, self.dtype = target.device, target.dtype
         if int8 is None:
             int8 = self.device.type == "cpu" and self.dtype == torch.float32
-        if any(p.device != self.device or p.dtype != self.dtype for p in draft.parameters()):
-            draft = copy.deepcopy(draft).to(self.device, self.dtype)  # the caller's draft stays where it was
+        quantiser = draft.int8_layers() if int8 else False
+        layers, final_norm, head = draft.layers, draft.final_norm, draft.head
+        if not int8:
+            draft.complete()
+            if any(p.device != self.device or p.dtype != self.dtype for p in draft.parameters()):
+                # copies: the caller's draft stays where it was
+                layers, final_norm, head = (copy.deepcopy(m).to(self.device, self.dtype) for m in (layers, final_norm, head))
         self.heads, self.head_dim = draft.heads, target.head_dim
-        self.layers = [_layer(layer, draft.scaling, int8, draft=True) for layer in draft.layers]
+        # no cross key/value projections: the target's keys and values are read (encode)
+        self.layers = [_layer(layer, draft.scaling, quantiser, draft=True, cross_keys=False) for layer in layers]
         self.embed_tokens, self.embed_positions = target.embed_tokens, target.embed_positions
-        self.final_norm = draft.final_norm
-        self.output = _SubsetHead(draft.head, draft.vocabulary.to(self.device), target.vocab_size, int8)
+        self.final_norm = final_norm
+        self.output = _SubsetHead(head, draft.vocabulary.to(self.device), target.vocab_size, quantiser)
+        if quantiser:
+            quantiser.finish()
         self.max_slots, self.vocab_size = target.max_slots, target.vocab_size
         self.cache = StaticKVCache(len(self.layers), self.heads, self.max_slots, self.head_dim, self.device,
                                    self.dtype)
