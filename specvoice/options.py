@@ -207,6 +207,8 @@ class DecodingOptions:
     branch_successor: bool = option(True, "specasr: give every alternative its greedy successor (one draft pass).")
     realign_window: int = option(3, "specasr: how far ahead in a rejected tail a new draft token may re-align.",
                                  min=1, max=16)
+    draft_previous: int = option(0, "Tokens of the text before a window that the draft is prompted with (the "
+                                     "target: all of it, up to 223).", PANEL_DRAFTING, min=0, max=448)
     # Whisper's own rules, with openai-whisper's names and defaults.
     temperature: float = option(0.0, "Temperature of the first try (0: greedy, the same text for every method).",
                                 PANEL_RULES, min=0.0, max=1.0)

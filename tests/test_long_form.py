@@ -77,3 +77,21 @@ def test_every_method_is_token_identical_to_ar_on_long_form(method, precision, g
         assert prompts == expected_prompts, clip
         assert result.segments == expected.segments, clip
         assert result.stats.target_passes < result.stats.tokens / 2, clip  # the draft really carried tokens
+
+
+@pytest.mark.parametrize("draft_previous", [0, 5, 448])
+def test_the_shallow_draft_sees_as_much_earlier_text_as_asked_and_no_token_changes(draft_previous, greedy, int8_base,
+                                                                                   long_form):
+    """The draft is prompted with the last `draft_previous` tokens of the target's earlier text (a shallow draft is
+    the target's own model: both prompts are recorded, the target's first, window by window)."""
+    from specvoice.models import load_draft
+
+    draft = load_draft("shallow", int8_base)
+    fast = Transcriber(int8_base, draft, DecodingOptions("specasr", language="en", draft_previous=draft_previous))
+    for clip, audio in long_form:
+        expected, target_prompts = greedy["int8", clip]
+        result, prompts = transcribe_seeing_prompts(fast, audio)
+        assert result.tokens == expected.tokens, clip
+        assert prompts == [seen for previous in target_prompts
+                           for seen in (previous, previous[len(previous) - min(len(previous), draft_previous):])], clip
+        assert result.stats.accepted > 0, clip

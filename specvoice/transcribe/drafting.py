@@ -65,11 +65,14 @@ class Drafting:
         if not self.can_draft(language):
             return LookupDrafter([list(earlier)] if earlier else [])
         tokenizer, task = self.draft.tokenizer, self.options.task
+        seen = list(previous)[len(previous) - min(len(previous), self.options.draft_previous):]
         setup = self.draft.decode_task(language if tokenizer.multilingual else None, task, timestamps,
-                                       self.to_draft(list(previous)))
+                                       self.to_draft(seen))
         model_drafter = ModelDrafter(self.decoder, setup.rules, setup.stop_token, self.options.draft_policy())
-        drafter = model_drafter if self.shared else BridgedDrafter(model_drafter, setup.prompt, self.to_draft,
-                                                                   self.to_target)
+        # a draft prompted otherwise than the target (its own vocabulary, less earlier text) drafts through a bridge
+        own_prompt = not self.shared or len(seen) < len(previous)
+        drafter = BridgedDrafter(model_drafter, setup.prompt, self.to_draft, self.to_target) if own_prompt \
+            else model_drafter
         if self.options.method != "dllm" or sampling:
             return drafter
         # A prior longer than any plausible speech rate is a hallucination loop: stop it early.
