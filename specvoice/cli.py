@@ -173,11 +173,12 @@ def transcribe(
         require_ray()
     device = models.placement().device
     models.kernel_ops(device)  # a device, dtype or kernels that cannot run: said before any input
-    options = options.on(device, models.draft)
-    draft_name = models.draft_for(options.method)
+    models.draft_for(options.method)  # a --draft the method takes none of: said before any input
     if output_dir is not None:
         prepare_folder(output_dir)
     inputs, problems, finished = gather(audio, output_dir, formats, sys.stdin.buffer, batch.resume, bool(batch.workers))
+    options = options.on(device, models.draft, sum(item.seconds for item in inputs) if models.drafts_shallow() else 0.0)
+    draft_name = models.draft_for(options.method)
     if finished:
         stderr.print(f"skipped {len(finished)} inputs whose outputs are complete (--resume)", markup=False)
     for problem in problems:

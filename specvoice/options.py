@@ -26,20 +26,20 @@ METHODS = {
     "specasr": "SpecASR: adaptive draft length, draft recycling, two-pass sparse token tree",
     "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
 }
-# What --method auto runs. On the CPU drafting pays too little yet: the shallow draft that ships for base (no
-# encoder of its own, a step about 0.3 of a target step) keeps ~3.3 tokens a target pass on the short dev clips
-# and ~3.0 on long form, 1.08x and 1.14x ar-int8's speed with the models loaded (BENCHMARKS.md): about what
-# loading the draft costs a command (the 231 s file's command 1.02x, a short clip's 0.87x). On CUDA a pass costs
-# about the same for 1 token or 30, so drafting pays.
+# What --method auto runs: specasr on CUDA, where a pass costs about the same for 1 token or 30. On the CPU, specasr
+# with the shallow draft that ships for the model (no encoder of its own, a step ~0.3 of a target step) once a
+# command has AUTO_DRAFT_SECONDS of audio, else ar: loading the draft costs a command ~0.1 s (its int8 layers
+# cached on disk) and drafting saves ~2.5-3 ms of decoding a second of audio (BENCHMARKS.md).
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
+AUTO_DRAFT_SECONDS = 60.0
 # specasr's drafting where the user sets none. On the CPU a verify pass costs more with every row and a draft
 # step a third of a target step, so a draft stops at the first token it is less than 0.8 sure of and no tree
 # branches: on the short dev clips that took 0.71x of the decoder time of 0.4 with 2 branching positions with a
 # shallow draft, 0.80x with tiny.en, and 0.68x on long form (BENCHMARKS.md). On CUDA a pass costs about the same
 # for 1 row or 30: long drafts and a tree.
 DRAFTING = {"cpu": {"confidence": 0.8, "tree_positions": 0}, "cuda": {"confidence": 0.4, "tree_positions": 2}}
-METHOD_CHOICES = {"auto": "ar on the CPU, where no draft saves time yet; specasr on CUDA (or "
-                          "whenever --draft is given)", **METHODS}
+METHOD_CHOICES = {"auto": "specasr on CUDA, with --draft, or on the CPU for a minute of audio or more where a "
+                          "shallow draft ships for the model; else ar", **METHODS}
 TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "int8", "float32", "float16", "bfloat16")
@@ -172,8 +172,16 @@ class ModelOptions:
             if self.draft is not None:
                 raise OptionError("--draft needs --method spec, specasr or dllm")
             return None
-        if self.draft is not None:
-            return self.draft
+        return self.draft if self.draft is not None else self.default_draft()
+
+    def drafts_shallow(self) -> bool:
+        """Whether drafting runs the shallow draft that ships for the model (none named, on the CPU)."""
+        from .whisper.shallow import SHALLOW
+
+        return self.draft is None and self.default_draft() == SHALLOW
+
+    def default_draft(self) -> str:
+        """The draft where none is named: on the CPU the shallow draft that ships for the model, else tiny.en."""
         from .whisper.shallow import SHALLOW, shipped_draft
 
         return SHALLOW if self.placement().device == "cpu" and shipped_draft(self.model) else DEFAULT_DRAFT
@@ -184,8 +192,9 @@ class DecodingOptions:
     """How one transcript is decoded."""
 
     method: str = option("auto", "ar: greedy; spec: speculative; specasr: adaptive drafts, recycling, token "
-                                 "tree; dllm: parallel refinement of the draft's text; auto: ar on the CPU, "
-                                 "specasr on CUDA or with --draft. All give the same text.", PANEL_MODELS)
+                                 "tree; dllm: parallel refinement of the draft's text; auto: specasr on CUDA, "
+                                 "with --draft, or on the CPU for a minute of audio or more (base), else ar. "
+                                 "All give the same text.", PANEL_MODELS)
     language: str | None = option(None, "Spoken language: a code (de) or a name (German); detected when omitted.",
                                   PANEL_TRANSCRIPT)
     task: str = option("transcribe", "transcribe, or translate to English (multilingual models).", PANEL_TRANSCRIPT)
@@ -247,12 +256,14 @@ class DecodingOptions:
             raise OptionError("--word-timestamps needs timestamps: drop --no-timestamps")
         _check_limits(self)
 
-    def on(self, device: str, draft: str | None = None) -> "DecodingOptions":
+    def on(self, device: str, draft: str | None = None, shallow_draft_seconds: float = 0.0) -> "DecodingOptions":
         """These options made concrete for the device the target runs on: --method auto (a draft the user named
-        is used: auto never turns a valid request into an error) and the drafting knobs left unset."""
+        is used: auto never turns a valid request into an error) and the drafting knobs left unset.
+        shallow_draft_seconds: the command's seconds of audio where a shallow draft ships for its model (else 0)."""
         concrete = {name: value for name, value in DRAFTING[device].items() if getattr(self, name) is None}
         if self.method == "auto":
-            concrete["method"] = "specasr" if draft is not None else AUTO_METHOD[device]
+            drafts = draft is not None or shallow_draft_seconds >= AUTO_DRAFT_SECONDS
+            concrete["method"] = "specasr" if drafts else AUTO_METHOD[device]
         return replace(self, **concrete) if concrete else self
 
     @property

@@ -192,6 +192,43 @@ def test_default_model_transcribes_jfk(tmp_path):
     assert (record["method"], record["draft"]) == (("ar", None) if on_cpu else ("specasr", "tiny.en"))
 
 
+@pytest.mark.parametrize("device, draft, seconds, method", [
+    ("cpu", None, 0.0, "ar"), ("cpu", None, 59.9, "ar"), ("cpu", None, 60.0, "specasr"),
+    ("cpu", "tiny.en", 0.0, "specasr"), ("cuda", None, 0.0, "specasr"),
+])
+def test_auto_drafts_on_cuda_with_a_named_draft_or_on_the_cpu_for_a_minute_of_audio(device, draft, seconds, method):
+    from specvoice.options import AUTO_DRAFT_SECONDS, DecodingOptions
+
+    assert AUTO_DRAFT_SECONDS == 60.0
+    assert DecodingOptions().on(device, draft, seconds).method == method
+
+
+@pytest.mark.parametrize("model, draft, shallow", [("base", None, True), ("base", "tiny.en", False),
+                                                   ("tiny.en", None, False)])
+def test_only_a_model_with_a_shipped_shallow_draft_drafts_shallow_by_default(model, draft, shallow):
+    from specvoice.options import ModelOptions
+
+    assert ModelOptions(model=model, draft=draft, device="cpu").drafts_shallow() is shallow
+
+
+@pytest.mark.real
+def test_auto_drafts_a_minute_of_audio_on_the_cpu_with_the_shallow_draft(tmp_path):
+    """Two copies of a 35.5 s file in one command are over a minute: auto runs specasr with the shallow draft
+    there; one copy alone is ar (the draft's loading would cost more than it saves)."""
+    if torch.cuda.is_available():
+        pytest.skip("on CUDA auto drafts whatever the length")
+    (tmp_path / "in").mkdir()
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / "in" / name).symlink_to(SPEECH / "joinly_OSR_us_000_0034.wav")
+    for given, files, method, draft in ((tmp_path / "in", 2, "specasr", "shallow"),
+                                        (tmp_path / "in" / "a.wav", 1, "ar", None)):
+        out = tmp_path / f"out-{method}"
+        result = specvoice("transcribe", str(given), "-o", str(out), "-f", "json")
+        assert result.returncode == 0, result.stderr
+        records = [json.loads(path.read_text()) for path in sorted(out.rglob("*.json"))]
+        assert len(records) == files and {(r["method"], r["draft"]) for r in records} == {(method, draft)}
+
+
 @pytest.mark.real
 def test_load_only_loads_the_models_and_exits_without_transcribing(tmp_path):
     """`--load-only` (hidden: bench --process times each command's start-up with it) loads and builds the models
