@@ -15,7 +15,8 @@ from specvoice.engine.speculative import DecodeTask, greedy_decode
 from specvoice.engine.stats import DecodeStats
 from specvoice.errors import SpecvoiceError
 from specvoice.whisper.decoder import WhisperDecoder
-from specvoice.whisper.shallow import ShallowDecoder, ShallowDraft, draft_vocabulary
+from specvoice.whisper.rules import WhisperRules
+from specvoice.whisper.shallow import OwnVocabulary, ShallowDecoder, ShallowDraft, draft_vocabulary
 from test_engine_identity import policies, rules_for
 
 TARGETS = {seed: tiny_whisper(seed) for seed in range(2)}
@@ -58,6 +59,28 @@ def test_shallow_draft_gives_the_greedy_tokens(seed, shares, frequent, noise, po
     got, stats = decode(target, draft, policy, timestamps, eot_boost, max_new, audio_seed, int8, frames)
     assert got == expected
     assert stats.tokens == len(expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1), frequent=st.sampled_from([0, 20, 80]), noise=st.sampled_from([0.0, 0.3]),
+       timestamps=st.booleans(), audio_seed=st.integers(0, 1000))
+def test_drafting_among_the_draft_s_own_tokens_proposes_what_its_full_rows_propose(seed, frequent, noise, timestamps,
+                                                                                    audio_seed):
+    """The drafter picks from rows over the draft's vocabulary alone, under the rules for those columns, and maps
+    what it picks back to token ids: the same chain as from the full rows (timestamps and the end among them)."""
+    target = bundle(TARGETS[seed])
+    audio = features(audio_seed)
+    target_decoder = WhisperDecoder(target)
+    target_decoder.encode(audio)
+    decoder = ShallowDecoder(shallow(target, (1,), frequent, noise, seed), target_decoder)
+    decoder.encode(audio)
+    rules = WhisperRules(TOKENS, target.suppress_tokens, target.begin_suppress_tokens, timestamps)
+    prompt = [TOKENS.sot] if timestamps else [TOKENS.sot, TOKENS.no_timestamps]
+    own = OwnVocabulary(decoder)
+    chains = [ModelDrafter(view, view_rules, TOKENS.eot, draft_policy()).propose(prompt, len(prompt), 24, DecodeStats())
+              for view, view_rules in ((decoder, rules), (own, rules.over(own.columns)))]
+    assert chains[0] == chains[1]
+    assert not timestamps or chains[0][0][0] >= TOKENS.timestamp_begin  # a timestamp first: an id past the text
 
 
 def test_a_shallow_draft_that_is_the_whole_target_is_always_accepted():

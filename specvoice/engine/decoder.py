@@ -21,6 +21,8 @@ class CachedDecoder(Protocol):
     max_slots: int
     vocab_size: int
     device: torch.device
+    # (optional) columns: list[int], the token ids of the logits' columns where they cover only some tokens (a
+    # draft's own vocabulary); without it column i is token i
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
                 visible: torch.Tensor) -> torch.Tensor:

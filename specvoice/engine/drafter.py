@@ -64,9 +64,13 @@ class _Step:
 
 
 class ModelDrafter(Drafter):
-    """Drafts with a model that shares the target's vocabulary (see bridge.py for other pairs)."""
+    """Drafts with a model that shares the target's vocabulary (see bridge.py for other pairs).
+
+    A decoder with `columns` (token ids) gives rows over those tokens only (a draft's own small vocabulary):
+    `rules` are then the rules for those columns, and what it picks is mapped back to token ids."""
 
     def __init__(self, decoder: CachedDecoder, rules: LogitRules, stop_token: int, policy: DraftPolicy):
+        self.columns: list[int] | None = getattr(decoder, "columns", None)
         self.session = Session(ops.active().static_shapes(decoder))
         self.rules = rules
         self.stop_token = stop_token
@@ -112,13 +116,16 @@ class ModelDrafter(Drafter):
     def _pick(self, row: torch.Tensor, history: list[int]) -> _Step:
         logits = self.rules(row.unsqueeze(0).clone(), [history])[0]
         if not self.policy.tree_positions:  # no branches, no alternatives: a top-k over the vocabulary is slow
-            token = ops.row_argmax(logits[None])[0]
+            column = ops.row_argmax(logits[None])[0]
             # softmax, not exp(logit - logsumexp): the same probability, but a shallow draft's row is mostly very
             # negative logits, whose underflowing exps took logsumexp ~290 us a token (softmax: 27 us; Xeon)
-            return _Step(token, float(torch.softmax(logits, dim=-1)[token]), [], [])
+            return _Step(self._token(column), float(torch.softmax(logits, dim=-1)[column]), [], [])
         top = torch.softmax(logits, dim=-1).topk(1 + self.policy.tree_alternatives)
-        probs, tokens = top.values.tolist(), top.indices.tolist()
+        probs, tokens = top.values.tolist(), [self._token(column) for column in top.indices.tolist()]
         return _Step(tokens[0], probs[0], tokens[1:], probs[1:])
+
+    def _token(self, column: int) -> int:
+        return column if self.columns is None else self.columns[column]
 
     def _done(self, step: _Step, drafted: int, budget: int) -> bool:
         return step.token == self.stop_token or drafted >= budget or step.confidence < self.policy.confidence

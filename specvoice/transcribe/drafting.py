@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from ..engine.bridge import BridgedDrafter
+from ..engine.decoder import LogitRules
 from ..engine.drafter import Drafter, ModelDrafter
 from ..engine.lookup import LookupDrafter
 from ..engine.prior import PriorRefiner
@@ -17,7 +18,8 @@ from ..engine.stats import DecodeStats
 from ..options import DecodingOptions
 from ..whisper.decoder import WhisperDecoder
 from ..whisper.model import WhisperModel
-from ..whisper.shallow import ShallowDecoder, ShallowDraft
+from ..whisper.rules import WhisperRules
+from ..whisper.shallow import OwnVocabulary, ShallowDecoder, ShallowDraft
 from ..whisper.tokenizer import token_translator
 
 PRIOR_TOKENS_PER_SECOND = 8  # fast read speech is ~4 words (~6 tokens with punctuation) a second
@@ -38,8 +40,11 @@ class Drafting:
         self.target_stop = target.tokenizer.eot
         if isinstance(draft, ShallowDraft):
             self.draft, self.decoder = target, ShallowDecoder(draft, target_decoder)
+            self.picks_from = OwnVocabulary(self.decoder)  # the drafter picks among the draft's own tokens
         else:
             self.draft, self.decoder = draft, WhisperDecoder(draft, approximate=approximate)
+            self.picks_from = self.decoder
+        self._rules_over: dict[LogitRules, LogitRules] = {}  # a setup's rules for the columns picked from
         # Comparing two ~51k-entry vocabularies costs ~0.1 s: decided here, once per pair.
         self.shared = self.draft is target or target.shares_vocabulary(self.draft)
         self.to_target = _unchanged if self.shared else token_translator(draft.tokenizer, target.tokenizer)
@@ -48,6 +53,15 @@ class Drafting:
     def encode(self, features: torch.Tensor, frames: int) -> None:
         """The draft's view of a window: its features (`frames` mel frames of real audio)."""
         self.decoder.encode(features, frames)
+
+    def _rules(self, rules: WhisperRules) -> LogitRules:
+        """`rules` (a decoding setup's, made once per setup) for the columns the drafter picks from."""
+        columns = getattr(self.picks_from, "columns", None)
+        if columns is None:
+            return rules
+        if rules not in self._rules_over:
+            self._rules_over[rules] = rules.over(columns)
+        return self._rules_over[rules]
 
     def can_draft(self, language: str | None) -> bool:
         """Whether the draft model can speak for the target in `language` under this task (an English-only
@@ -68,7 +82,8 @@ class Drafting:
         seen = list(previous)[len(previous) - min(len(previous), self.options.draft_previous):]
         setup = self.draft.decode_task(language if tokenizer.multilingual else None, task, timestamps,
                                        self.to_draft(seen))
-        model_drafter = ModelDrafter(self.decoder, setup.rules, setup.stop_token, self.options.draft_policy())
+        model_drafter = ModelDrafter(self.picks_from, self._rules(setup.rules), setup.stop_token,
+                                     self.options.draft_policy())
         # a draft prompted otherwise than the target (its own vocabulary, less earlier text) drafts through a bridge
         own_prompt = not self.shared or len(seen) < len(previous)
         drafter = BridgedDrafter(model_drafter, setup.prompt, self.to_draft, self.to_target) if own_prompt \
