@@ -27,9 +27,10 @@ METHODS = {
     "dllm": "dLLM-ASR-style: the draft's whole transcript is refined in parallel rounds by the target",
 }
 # What --method auto runs: specasr on CUDA, where a pass costs about the same for 1 token or 30. On the CPU, specasr
-# with the shallow draft that ships for the model (no encoder of its own, a step ~0.3 of a target step) once a
+# with the shallow draft that ships for the model (no encoder of its own, a step 0.3-0.4 of a target step) once a
 # command has AUTO_DRAFT_SECONDS of audio, else ar: loading the draft costs a command ~0.1 s (its int8 layers
-# cached on disk) and drafting saves ~2.5-3 ms of decoding a second of audio (BENCHMARKS.md).
+# cached on disk) and drafting saves ~3-4 ms of decoding a second of audio, so a 35.5 s file came out even and
+# JFK (11 s) 3% slower, the 231 s file 10% faster and 16 clips (98 s) in one command 6% (BENCHMARKS.md).
 AUTO_METHOD = {"cpu": "ar", "cuda": "specasr"}
 AUTO_DRAFT_SECONDS = 60.0
 # specasr's drafting where the user sets none. On the CPU a verify pass costs more with every row and a draft
