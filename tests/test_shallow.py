@@ -138,6 +138,11 @@ def test_draft_file_round_trip_and_refusals(tmp_path):
     junk.write_bytes(b"not a draft")
     with pytest.raises(SpecvoiceError, match="not a specvoice draft file"):
         ShallowDraft.load(junk, target)
+    # without the timestamp tokens, the drafter could not rule or pick among the draft's own tokens
+    no_timestamps = ShallowDraft(target, (1,), torch.arange(0, TOKENS.timestamp_begin))
+    no_timestamps.save(junk)
+    with pytest.raises(SpecvoiceError, match="vocabulary must be sorted token ids ending with every special"):
+        ShallowDraft.load(junk, target)
 
 
 def tiny_examples(target, shares, count: int) -> list:

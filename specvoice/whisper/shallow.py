@@ -176,6 +176,10 @@ class ShallowDraft(nn.Module):
                 from None
         if metadata.get("target") != target.name:
             raise SpecvoiceError(f"{path}: a draft for {metadata.get('target')!r}, not for the target {target.name!r}")
+        vocabulary, eot, size = state["vocabulary"].tolist(), target.tokenizer.eot, target.model.config.vocab_size
+        if vocabulary != sorted(set(vocabulary)) or vocabulary[-(size - eot):] != list(range(eot, size)):
+            raise SpecvoiceError(f"{path}: not a specvoice draft file (its vocabulary must be sorted token ids "
+                                 "ending with every special and timestamp token)")
         draft = cls(target, shares, state["vocabulary"], lean=True)
         missing = draft.load_state_dict({name: value.float() if value.is_floating_point() else value
                                          for name, value in state.items()}, strict=False, assign=True).missing_keys
