@@ -158,10 +158,11 @@ def test_a_shallow_draft_of_an_int8_model_gets_the_float_model_s_layers(folder):
 
 def test_a_draft_file_s_int8_layers_are_cached_and_a_warm_load_reads_no_float_weight_of_the_target(folder, tmp_path,
                                                                                                   monkeypatch):
-    from specvoice.whisper.shallow import ShallowDecoder, ShallowDraft
+    from specvoice.whisper.shallow import ShallowDecoder, ShallowDraft, draft_vocabulary
 
     path = tmp_path / "draft.safetensors"
-    ShallowDraft(int8_model(folder), (1,), torch.arange(0, 90, 3)).save(path)
+    target = int8_model(folder)
+    ShallowDraft(target, (1,), draft_vocabulary(target, 30)).save(path)
 
     def draft_logits(draft: ShallowDraft, target: WhisperModel) -> torch.Tensor:
         target_decoder = WhisperDecoder(target)
