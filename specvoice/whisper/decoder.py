@@ -18,7 +18,7 @@ from ..engine.alike import attend_alike, transposed_keys
 from ..engine.cache import StaticKVCache
 from ..engine.decoder import Session, chain_visibility
 from ..engine.linear import Quantiser, fused
-from .encoder import LayerSteps, Step, WhisperEncoder, layer_steps, split_heads
+from .encoder import LayerSteps, Step, WhisperEncoder, layer_norm, layer_steps, split_heads
 from .model import WhisperModel
 
 
@@ -39,7 +39,7 @@ def _layer(layer: torch.nn.Module, scaling: float, int8: bool | Quantiser, draft
     cross = layer.encoder_attn
     return _Layer(
         **vars(layer_steps(layer, scaling, int8, draft)),
-        cross_norm=layer.encoder_attn_layer_norm.forward,
+        cross_norm=layer_norm(layer.encoder_attn_layer_norm),
         cross_q=fused(cross.q_proj, int8=int8, scale=scaling, draft=draft).forward,
         cross_kv=fused(cross.k_proj, cross.v_proj, int8=int8).forward if cross_keys else None,
         cross_out=fused(cross.out_proj, int8=int8, draft=draft).forward,
@@ -90,7 +90,7 @@ class WhisperDecoder:
         self.layers = [_layer(layer, scaling, int8, draft=approximate) for layer in decoder.layers]
         self.exact = whisper.int8 and not approximate
         self.embed_tokens, self.embed_positions = decoder.embed_tokens, decoder.embed_positions.weight
-        self.final_norm = decoder.layer_norm
+        self.final_norm = layer_norm(decoder.layer_norm)
         self.output = fused(hf.proj_out, int8=int8, draft=approximate)
         self.encoder = WhisperEncoder(hf.model.encoder, int8)
         if int8:

@@ -30,6 +30,7 @@ from ..errors import SpecvoiceError
 from ..engine.cache import StaticKVCache
 from ..engine.linear import Quantiser
 from .decoder import WhisperDecoder, _layer
+from .encoder import layer_norm
 from .int8cache import Int8Cache, identity
 from .model import WhisperModel
 
@@ -237,7 +238,7 @@ class ShallowDecoder(WhisperDecoder):
         # no cross key/value projections: the target's keys and values are read (encode)
         self.layers = [_layer(layer, draft.scaling, quantiser, draft=True, cross_keys=False) for layer in layers]
         self.embed_tokens, self.embed_positions = target.embed_tokens, target.embed_positions
-        self.final_norm = final_norm
+        self.final_norm = layer_norm(final_norm)
         self.output = _SubsetHead(head, draft.vocabulary.to(self.device), target.vocab_size, quantiser)
         if quantiser:
             quantiser.finish()
