@@ -233,7 +233,8 @@ class ShallowDecoder(WhisperDecoder):
             draft.complete()
             if any(p.device != self.device or p.dtype != self.dtype for p in draft.parameters()):
                 # copies: the caller's draft stays where it was
-                layers, final_norm, head = (copy.deepcopy(m).to(self.device, self.dtype) for m in (layers, final_norm, head))
+                layers, final_norm, head = (copy.deepcopy(module).to(self.device, self.dtype)
+                                            for module in (layers, final_norm, head))
         self.heads, self.head_dim = draft.heads, target.head_dim
         # no cross key/value projections: the target's keys and values are read (encode)
         self.layers = [_layer(layer, draft.scaling, quantiser, draft=True, cross_keys=False) for layer in layers]
