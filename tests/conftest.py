@@ -60,7 +60,8 @@ def perturbed(model, seed: int, scale: float):
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in twin.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator) * scale * parameter.std().nan_to_num(0.0))
+            spread = parameter.std() if parameter.numel() > 1 else 0.0  # one value has no spread (std() warned)
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * scale * spread)
     return twin
 
 
