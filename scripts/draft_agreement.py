@@ -4,7 +4,8 @@ trains on them).
 Each clip of the manifests is cut into 30 s windows (no overlap) and decoded with int8 base twice, as
 transcription decodes it: as a short clip without timestamps (the bench's setting), and with timestamps after the
 text of the windows before it (the CLI's defaults: none for a short clip, up to 223 tokens in a long file). Each
-draft then predicts every token after the prompt from the target's own tokens before it.
+draft then predicts every token the target said from the target's own tokens before it, after the prompt
+transcription gives the draft: the last `draft_previous` tokens of the earlier text (none by default).
 Prints one line a draft: agreement per manifest, short-clip decode / timestamped decode.
 
 Run: python scripts/draft_agreement.py /tmp/bm/short.jsonl /tmp/bm/long.jsonl --drafts shallow other.safetensors
@@ -21,11 +22,12 @@ WINDOW = 3000  # mel frames: 30 s
 def examples(target, manifest: str) -> list:
     """One teacher example a 30 s window of every clip in `manifest`."""
     from specvoice.audio.load import load_audio
-    from specvoice.distill.teacher import PLAIN, example, said
+    from specvoice.distill.teacher import PLAIN, Example, example, said
+    from specvoice.options import DecodingOptions
     from specvoice.whisper.decoder import WhisperDecoder
     from specvoice.whisper.features import LogMel
 
-    decoder, found = WhisperDecoder(target), []
+    decoder, found, kept = WhisperDecoder(target), [], DecodingOptions().draft_previous
     for line in open(manifest):
         features = LogMel(load_audio(json.loads(line)["audio"]))
         so_far: list[int] = []
@@ -33,8 +35,11 @@ def examples(target, manifest: str) -> list:
             window = features.window(seek, target.model.config.num_mel_bins)
             one = example(target, decoder, (0, 5), window, min(WINDOW, features.frames - seek), "en",
                           (PLAIN, so_far))
-            so_far = so_far + said(target, *one.sequences[1])
-            found.append(one)
+            plain, (tokens, prompt) = one.sequences
+            seen = so_far[len(so_far) - min(len(so_far), kept):]  # the draft's prompt, as transcription gives it
+            drafted = target.decode_task("en", "transcribe", True, seen).prompt
+            so_far = so_far + said(target, tokens, prompt)
+            found.append(Example(one.cross, [plain, (drafted + tokens[prompt:], len(drafted))]))
     return found
 
 
