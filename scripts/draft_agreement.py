@@ -26,6 +26,7 @@ def examples(target, manifest: str) -> list:
     from specvoice.options import DecodingOptions
     from specvoice.whisper.decoder import WhisperDecoder
     from specvoice.whisper.features import LogMel
+    from specvoice.whisper.model import recent
 
     decoder, found, kept = WhisperDecoder(target), [], DecodingOptions().draft_previous
     for line in open(manifest):
@@ -36,8 +37,7 @@ def examples(target, manifest: str) -> list:
             one = example(target, decoder, (0, 5), window, min(WINDOW, features.frames - seek), "en",
                           (PLAIN, so_far))
             plain, (tokens, prompt) = one.sequences
-            seen = so_far[len(so_far) - min(len(so_far), kept):]  # the draft's prompt, as transcription gives it
-            drafted = target.decode_task("en", "transcribe", True, seen).prompt
+            drafted = target.decode_task("en", "transcribe", True, recent(so_far, kept)).prompt  # as transcription
             so_far = so_far + said(target, tokens, prompt)
             found.append(Example(one.cross, [plain, (drafted + tokens[prompt:], len(drafted))]))
     return found

@@ -17,7 +17,7 @@ from ..engine.speculative import greedy_decode
 from ..engine.stats import DecodeStats
 from ..options import DecodingOptions
 from ..whisper.decoder import WhisperDecoder
-from ..whisper.model import WhisperModel
+from ..whisper.model import WhisperModel, recent
 from ..whisper.rules import WhisperRules
 from ..whisper.shallow import OwnVocabulary, ShallowDecoder, ShallowDraft
 from ..whisper.tokenizer import token_translator
@@ -79,7 +79,7 @@ class Drafting:
         if not self.can_draft(language):
             return LookupDrafter([list(earlier)] if earlier else [])
         tokenizer, task = self.draft.tokenizer, self.options.task
-        seen = list(previous)[len(previous) - min(len(previous), self.options.draft_previous):]
+        seen = recent(previous, self.options.draft_previous)
         setup = self.draft.decode_task(language if tokenizer.multilingual else None, task, timestamps,
                                        self.to_draft(seen))
         model_drafter = ModelDrafter(self.picks_from, self._rules(setup.rules), setup.stop_token,

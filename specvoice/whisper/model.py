@@ -109,6 +109,11 @@ class WhisperModel:
         return replace(setup, prompt=context + setup.prompt)
 
 
+def recent(tokens: Sequence[int], count: int) -> list[int]:
+    """The last `count` of `tokens`: the earlier text a draft's prompt keeps (none for 0, where tokens[-0:] is all)."""
+    return list(tokens)[len(tokens) - min(len(tokens), count):]
+
+
 def _transformers_model(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
     import transformers
 
