@@ -192,6 +192,14 @@ def test_a_pause_commits_at_once_what_was_heard_whole_before_it():
     assert len(recognizer.calls) == 3  # 1 s, 2 s, the pause: none after it
 
 
+def test_speech_that_arrives_with_the_silence_that_ends_it_is_decoded_before_the_buffer_empties():
+    # A slow update takes in 4 s at once: the words and 2.3 s of silence after them (past RESET_SILENCE)
+    script = script_of("one two three", start=0.2, word=0.5)  # ends at 1.7 s
+    streamer, recognizer = listen(script, position_audio(6.0, [(0.2, 1.7)]), step=4.0, vad=True)
+    assert [(c.word.text.strip(), c.at) for c in streamer.state.committed] == [("one", 4.0), ("two", 4.0), ("three", 4.0)]
+    assert [end for _, end, _ in recognizer.calls] == [4.0]
+
+
 def test_the_last_decode_hears_the_samples_short_of_a_vad_frame():
     # 2.04 s is 63 VAD frames (2.016 s) and 384 samples; "ten" ends in those samples
     script = [("eight", 0.8, 1.2), ("nine", 1.2, 1.6), ("ten", 1.6, 2.03)]

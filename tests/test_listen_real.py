@@ -4,7 +4,6 @@ PortAudio input stream (ALSA's file plugin standing in for a microphone) gets th
 
 from __future__ import annotations
 
-import contextlib
 import ctypes.util
 import itertools
 import os
@@ -144,14 +143,26 @@ def test_a_real_portaudio_stream_from_the_alsa_file_plugin(tmp_path, stalls):
 
     stop = threading.Event()
 
+    def put(data: bytes, wait: bool) -> None:
+        """Write a block; while the pipe is full (the command is still loading its models, or has exited) a
+        block of the clip waits for room until the test ends, one of silence is skipped."""
+        while not stop.is_set():
+            try:
+                os.write(writer, data)  # under PIPE_BUF: whole or not at all
+                return
+            except BlockingIOError:
+                if not wait:
+                    return
+                time.sleep(0.01)
+
     def feed():  # 0.1 s every 0.1 s, as a microphone would: the clip, then silence until the test ends (or, for a
-        # stalled one, nothing more after 3 s of it)
-        os.set_blocking(writer, False)  # a full pipe (the command has exited) skips a block instead of hanging
+        # stalled one, nothing more after 3 s of it). A slow start must not cost the command words of the clip:
+        # the pipe holds 2 s, and the model loads for longer on a busy machine.
+        os.set_blocking(writer, False)
         for i in itertools.count(0, block):
             if stop.is_set() or (stalls and i >= len(raw)):
                 return
-            with contextlib.suppress(BlockingIOError):
-                os.write(writer, raw[i: i + block] if i < len(raw) else bytes(block))
+            put(raw[i: i + block] if i < len(raw) else bytes(block), wait=i < len(raw))
             time.sleep(0.1)
 
     feeder = threading.Thread(target=feed, daemon=True)

@@ -91,6 +91,7 @@ class Streamer:
         self.utterance = 0
         self.paused_decodes = 0  # decodes since the last speech
         self.undecoded = False  # audio arrived since the last decode
+        self.speech_undecoded = False  # speech arrived since the last decode
 
     @property
     def final(self) -> int:
@@ -118,7 +119,10 @@ class Streamer:
             self._drop(max(0, len(self.buffer) - int(PRE_ROLL * SAMPLE_RATE)))
             return []
         if self.silence >= RESET_SILENCE:
-            return self._flush()
+            # A chunk can hold the end of speech and the whole silence after it (a slow update takes in seconds
+            # of audio at once): its words are decoded before the buffer is emptied.
+            words = self._update(paused=True) if self.speech_undecoded else []
+            return words + self._flush()
         if self.silence >= END_SILENCE:
             return self._pause() if self.speaking else []  # silence: nothing new to decode
         return self._update()
@@ -158,7 +162,7 @@ class Streamer:
         speaking = self.speech(audio) >= SPEECH_THRESHOLD
         frame = self.frame_samples / SAMPLE_RATE
         if speaking.any():
-            self.heard_speech = self.speaking = True
+            self.heard_speech = self.speaking = self.speech_undecoded = True
             self.paused_decodes = 0
             self.silence = frame * int(np.argmax(speaking[::-1]))  # frames after the last speech frame
         else:
@@ -168,7 +172,7 @@ class Streamer:
         if not len(self.buffer):
             return []
         hypothesis = self.recognizer.recognize(self.buffer, self._prompt(), min(self.silence, self.buffer_seconds))
-        self.undecoded = False
+        self.undecoded = self.speech_undecoded = False
         self.state.updates.append(Update(self.buffer_seconds, hypothesis.target_passes, hypothesis.encoder_seconds,
                                          hypothesis.decoder_seconds))
         words = [w.shifted(self.offset) for w in hypothesis.words]
@@ -214,7 +218,7 @@ class Streamer:
         self._drop(len(self.buffer))
         self.heard_speech = self.speaking = False
         self.silence = 0.0
-        self.undecoded = False
+        self.undecoded = self.speech_undecoded = False
         self.utterance += 1
         return words
 
